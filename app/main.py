@@ -1,0 +1,134 @@
+"""The single-process composition root (the original design's ``app/main.py``).
+
+One FastAPI app serves the user API and the order API. The two services are built by their
+own composition functions, exactly as in the distributed deployment, but share an in-process
+bus and cache instead of Redis, and each keeps its own SQLite file in the data folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from order_service.core.config import OrderSettings
+from order_service.main import build_order_service
+from order_service.main import routers as order_routers
+from order_service.routers.dependencies import STATE_KEY as ORDER_STATE
+from servicekit.bus import InMemoryBus
+from servicekit.cache import InMemoryCache
+from servicekit.database import create_engine, database_check
+from servicekit.logs import configure_logging
+from servicekit.settings import load_settings
+from servicekit.tokens import StaticKeySource
+from servicekit.web import create_base_app, health_router
+from user_service.core.config import UserSettings
+from user_service.main import build_user_service
+from user_service.main import routers as user_routers
+from user_service.routers.dependencies import STATE_KEY as USER_STATE
+
+VERSION = "1.0.0"
+
+
+class SingleProcessSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    data_dir: Path = Path("data")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def single_process_settings(data_dir: Path | None = None) -> tuple[UserSettings, OrderSettings]:
+    """Both services' settings from the environment, pointed at SQLite files in the data
+    folder. The internal endpoint gets a random credential: nothing outside may call it."""
+    base = load_settings(SingleProcessSettings)
+    folder = data_dir or base.data_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    internal = secrets.token_urlsafe(32)
+    users = load_settings(
+        UserSettings,
+        database_url=sqlite_url(folder / "user_service.db"),
+        data_dir=folder,
+        internal_api_token=internal,
+        log_level=base.log_level,
+    )
+    orders = load_settings(
+        OrderSettings,
+        database_url=sqlite_url(folder / "order_service.db"),
+        data_dir=folder,
+        internal_api_token=internal,
+        log_level=base.log_level,
+    )
+    return users, orders
+
+
+def create_app(
+    user_settings: UserSettings | None = None, order_settings: OrderSettings | None = None
+) -> FastAPI:
+    if user_settings is None or order_settings is None:
+        user_settings, order_settings = single_process_settings()
+    configure_logging("app", user_settings.log_level)
+    user_engine = create_engine(user_settings.database_url, application_name="user-service")
+    order_engine = create_engine(order_settings.database_url, application_name="order-service")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        bus = InMemoryBus()
+        cache = InMemoryCache()
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(user_engine.dispose)
+            stack.push_async_callback(order_engine.dispose)
+            users = await stack.enter_async_context(
+                build_user_service(user_settings, cache=cache, bus=bus, engine=user_engine)
+            )
+            keys = StaticKeySource({key.kid: key.public_key for key in users.signing_keys})
+            orders = await stack.enter_async_context(
+                build_order_service(
+                    order_settings, cache=cache, bus=bus, keys=keys, engine=order_engine
+                )
+            )
+            await bus.start()
+            stack.push_async_callback(bus.close)
+            yield {USER_STATE: users, ORDER_STATE: orders}
+
+    app = create_base_app(
+        title="Users and orders",
+        version=VERSION,
+        lifespan=lifespan,
+        max_body_bytes=user_settings.max_body_bytes,
+        description="The user API and the order API in one process.",
+    )
+    for router in (*user_routers(), *order_routers()):
+        app.include_router(router)
+    app.include_router(
+        health_router(
+            "app",
+            {
+                "user_database": database_check(user_engine),
+                "order_database": database_check(order_engine),
+            },
+        )
+    )
+    return app
+
+
+@functools.cache
+def _app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn app.main:app` builds the app on first access, not at import.
+    if name == "app":
+        return _app()
+    raise AttributeError(name)

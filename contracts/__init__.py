@@ -1,0 +1,48 @@
+"""What the two services agree on, and nothing else: the original design's channel names,
+cache key and TTL, and the messages that travel on them."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VERIFY_USER_CHANNEL = "verify_user"
+USER_VERIFICATION_RESPONSE_CHANNEL = "user_verification_response"
+USER_CACHE_TTL_SECONDS = 3600
+INTERNAL_VERIFICATION_PATH = "/internal/users/{user_id}/verification"
+JWKS_PATH = "/.well-known/jwks.json"
+
+
+def user_cache_key(user_id: uuid.UUID | str) -> str:
+    return f"user:{user_id}"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class VerifyUser(_Message):
+    """Published on ``verify_user`` by the order service: is this user allowed to order?"""
+
+    request_id: str = Field(min_length=1, max_length=64)
+    user_id: uuid.UUID
+    trace_id: str | None = Field(default=None, max_length=128)
+
+
+class UserVerification(_Message):
+    """Published on ``user_verification_response`` by the user service, one per request."""
+
+    request_id: str = Field(min_length=1, max_length=64)
+    user_id: uuid.UUID
+    exists: bool
+    active: bool
+
+
+class CachedUser(_Message):
+    """The value under ``user:{user_id}``; ``version`` grows with every change of the user."""
+
+    id: uuid.UUID
+    email: str
+    active: bool
+    version: int = 0

@@ -1,0 +1,19 @@
+"""What the Order Service's entrypoints get from its composition root, typed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from order_service.core.config import OrderSettings
+from order_service.core.database import OrderUnitOfWork
+from order_service.core.user_verification import UserVerifier
+from servicekit.tokens import TokenVerifier
+
+
+@dataclass(frozen=True)
+class OrderServiceState:
+    settings: OrderSettings
+    new_uow: Callable[[], OrderUnitOfWork]
+    users: UserVerifier
+    token_verifier: TokenVerifier

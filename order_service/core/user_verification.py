@@ -1,0 +1,161 @@
+"""The one port through which the Order Service learns about users, and its adapter.
+
+The adapter follows the original design over whatever bus and cache it is given:
+1. the cache under ``user:{user_id}``: a hit costs one GET;
+2. on a miss, a ``VerifyUser`` on ``verify_user`` and the first ``UserVerification`` with the
+   same request id on ``user_verification_response``, within a short timeout (no wait at all
+   when PUBLISH reports no listener);
+3. then, if configured, the user service's internal HTTP endpoint;
+4. else ``VerificationUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+import pydantic
+import redis.exceptions
+
+from contracts import (
+    INTERNAL_VERIFICATION_PATH,
+    USER_VERIFICATION_RESPONSE_CHANNEL,
+    VERIFY_USER_CHANNEL,
+    CachedUser,
+    UserVerification,
+    VerifyUser,
+    user_cache_key,
+)
+from servicekit.bus import MessageBus
+from servicekit.cache import Cache
+from servicekit.logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+REDIS_FAULTS = (redis.exceptions.RedisError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class UserCheck:
+    exists: bool
+    active: bool
+    source: str
+
+
+class VerificationUnavailable(Exception):
+    """No path could answer; the caller must not act as if the user were verified."""
+
+
+class UserVerifier(Protocol):
+    async def verify(self, user_id: uuid.UUID) -> UserCheck: ...
+
+
+class HttpUserVerifier:
+    """The fallback: ask the user service directly, with a service credential."""
+
+    def __init__(self, http: httpx.AsyncClient, *, token: str) -> None:
+        self._http = http
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def verify(self, user_id: uuid.UUID) -> UserCheck:
+        try:
+            response = await self._http.get(
+                INTERNAL_VERIFICATION_PATH.format(user_id=user_id),
+                headers={**self._headers, "X-Request-ID": request_id_var.get()},
+            )
+            response.raise_for_status()
+            body = response.json()
+            return UserCheck(
+                exists=bool(body["exists"]), active=bool(body["active"]), source="http"
+            )
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise VerificationUnavailable(f"user service did not answer: {exc!r}") from None
+
+
+class CachedBusUserVerifier:
+    def __init__(
+        self,
+        cache: Cache,
+        bus: MessageBus,
+        *,
+        timeout: float,
+        fallback: UserVerifier | None = None,
+    ) -> None:
+        self._cache = cache
+        self._bus = bus
+        self._timeout = timeout
+        self._fallback = fallback
+        self._pending: dict[str, tuple[uuid.UUID, asyncio.Future[UserVerification]]] = {}
+        bus.subscribe(USER_VERIFICATION_RESPONSE_CHANNEL, self._on_reply)
+
+    async def verify(self, user_id: uuid.UUID) -> UserCheck:
+        cached = await self._from_cache(user_id)
+        if cached is not None:
+            return cached
+        answered = await self._ask_bus(user_id)
+        if answered is not None:
+            return answered
+        if self._fallback is not None:
+            return await self._fallback.verify(user_id)
+        raise VerificationUnavailable("no answer on the bus and no fallback")
+
+    async def _from_cache(self, user_id: uuid.UUID) -> UserCheck | None:
+        try:
+            raw = await self._cache.get(user_cache_key(user_id))
+        except REDIS_FAULTS as exc:
+            log.warning("user cache unreadable: %r", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            user = CachedUser.model_validate_json(raw)
+        except pydantic.ValidationError:
+            log.warning("ignored a malformed cache entry for user %s", user_id)
+            return None
+        if user.id != user_id:
+            return None
+        return UserCheck(exists=True, active=user.active, source="cache")
+
+    async def _ask_bus(self, user_id: uuid.UUID) -> UserCheck | None:
+        request_id = uuid.uuid4().hex
+        reply: asyncio.Future[UserVerification] = asyncio.get_running_loop().create_future()
+        # Registered before publishing, so an answer cannot arrive before we listen for it.
+        self._pending[request_id] = (user_id, reply)
+        try:
+            message = VerifyUser(
+                request_id=request_id, user_id=user_id, trace_id=request_id_var.get()
+            )
+            receivers = await self._bus.publish(
+                VERIFY_USER_CHANNEL, message.model_dump_json().encode()
+            )
+            if receivers == 0:
+                log.info("nobody listens on %s", VERIFY_USER_CHANNEL)
+                return None
+            answer = await asyncio.wait_for(reply, self._timeout)
+        except TimeoutError:
+            log.warning(
+                "no reply on %s within %.2fs", USER_VERIFICATION_RESPONSE_CHANNEL, self._timeout
+            )
+            return None
+        except REDIS_FAULTS as exc:
+            log.warning("could not publish on %s: %r", VERIFY_USER_CHANNEL, exc)
+            return None
+        finally:
+            del self._pending[request_id]
+        return UserCheck(exists=answer.exists, active=answer.active, source="bus")
+
+    async def _on_reply(self, raw: bytes) -> None:
+        try:
+            answer = UserVerification.model_validate_json(raw)
+        except pydantic.ValidationError:
+            return
+        waiting = self._pending.get(answer.request_id)
+        if waiting is None:
+            return  # another process's request, or a duplicate after the first answer
+        user_id, reply = waiting
+        if answer.user_id == user_id and not reply.done():
+            reply.set_result(answer)

@@ -1,0 +1,57 @@
+"""SQL for orders, and nothing else. Never commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from order_service.models import Order
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, order: Order) -> None:
+        self._session.add(order)
+        await self._session.flush()
+
+    async def get_for_user(
+        self, order_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+    ) -> Order | None:
+        query = (
+            select(Order)
+            .where(Order.id == order_id, Order.user_id == user_id)
+            .options(selectinload(Order.lines))
+        )
+        if for_update:
+            query = query.with_for_update()
+        return (await self._session.execute(query)).scalar_one_or_none()
+
+    async def list_for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> list[Order]:
+        """Newest first; ``before`` is the (created_at, id) of the last order already seen."""
+        query = select(Order).where(Order.user_id == user_id)
+        if before is not None:
+            created_at, order_id = before
+            query = query.where(
+                or_(
+                    Order.created_at < created_at,
+                    and_(Order.created_at == created_at, Order.id < order_id),
+                )
+            )
+        query = (
+            query.order_by(Order.created_at.desc(), Order.id.desc())
+            .limit(limit)
+            .options(selectinload(Order.lines))
+        )
+        return list((await self._session.execute(query)).scalars())

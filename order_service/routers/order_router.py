@@ -1,0 +1,91 @@
+"""HTTP routes for orders: parse, call one service function, return a declared body."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from order_service.routers.dependencies import State, TokenUserId
+from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_read
+from order_service.services import order_service
+from servicekit.web import problem_responses
+
+router = APIRouter(tags=["orders"], responses=problem_responses(401, 403))
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retry-safe creation: the same key and body replay the first answer",
+    ),
+]
+
+
+@router.post(
+    "/orders",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="create_order",
+    responses=problem_responses(409),
+)
+async def create_order(
+    body: OrderCreate,
+    state: State,
+    user_id: TokenUserId,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> OrderRead:
+    placed = await order_service.place_order(
+        state.new_uow(),
+        state.users,
+        user_id=user_id,
+        currency=body.currency,
+        lines=[
+            order_service.LineInput(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price)
+            for i in body.items
+        ],
+        idempotency_key=idempotency_key,
+        idempotency_ttl=dt.timedelta(hours=state.settings.idempotency_ttl_hours),
+    )
+    response.headers["Location"] = f"/orders/{placed.order.id}"
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return order_read(placed.order)
+
+
+@router.get("/orders", operation_id="list_orders")
+async def list_orders(
+    state: State,
+    user_id: TokenUserId,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> OrderPage:
+    page = await order_service.list_orders(
+        state.new_uow(), state.users, user_id=user_id, limit=limit, cursor=cursor
+    )
+    return OrderPage(items=[order_read(o) for o in page.orders], next_cursor=page.next_cursor)
+
+
+@router.get("/orders/{order_id}", operation_id="read_order", responses=problem_responses(404))
+async def read_order(order_id: uuid.UUID, state: State, user_id: TokenUserId) -> OrderRead:
+    order = await order_service.get_order(
+        state.new_uow(), state.users, user_id=user_id, order_id=order_id
+    )
+    return order_read(order)
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    operation_id="cancel_order",
+    responses=problem_responses(404, 409),
+)
+async def cancel_order(order_id: uuid.UUID, state: State, user_id: TokenUserId) -> OrderRead:
+    order = await order_service.cancel_order(
+        state.new_uow(), state.users, user_id=user_id, order_id=order_id
+    )
+    return order_read(order)

@@ -1,0 +1,176 @@
+"""Business rules for orders: place, list, read, cancel.
+
+Every function first asks the user-verification port whether the token's user may act: a
+deactivated user's tokens stop working here at once. An order, its lines and its
+Idempotency-Key record share one commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from order_service.core.database import OrderUnitOfWork
+from order_service.core.user_verification import UserVerifier, VerificationUnavailable
+from order_service.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    OrderNotCancellable,
+    OrderNotFound,
+    UserNotAllowed,
+    UserVerificationUnavailable,
+)
+from order_service.models import CANCELLED, PENDING, IdempotencyRecord, Order, OrderLine
+from order_service.services.pagination import decode_cursor, encode_cursor
+from order_service.services.pricing import format_money, order_total
+from servicekit.database import utc_now
+
+
+@dataclass(frozen=True, slots=True)
+class LineInput:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    order: Order
+    replayed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    orders: list[Order]
+    next_cursor: str | None
+
+
+async def ensure_user_may_act(users: UserVerifier, user_id: uuid.UUID) -> None:
+    try:
+        check = await users.verify(user_id)
+    except VerificationUnavailable:
+        raise UserVerificationUnavailable() from None
+    if not (check.exists and check.active):
+        raise UserNotAllowed()
+
+
+def fingerprint(currency: str, lines: Sequence[LineInput]) -> str:
+    """The same order, however its JSON was spelled, has the same fingerprint."""
+    canonical = json.dumps(
+        {
+            "currency": currency,
+            "items": [[line.sku, line.quantity, format_money(line.unit_price)] for line in lines],
+        },
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def place_order(
+    uow: OrderUnitOfWork,
+    users: UserVerifier,
+    *,
+    user_id: uuid.UUID,
+    currency: str,
+    lines: Sequence[LineInput],
+    idempotency_key: str | None,
+    idempotency_ttl: dt.timedelta,
+) -> PlacedOrder:
+    await ensure_user_may_act(users, user_id)
+    now = utc_now()
+    async with uow:
+        if idempotency_key is not None:
+            if not await uow.idempotency.try_lock(user_id, idempotency_key):
+                raise IdempotencyKeyInUse()
+            record = await uow.idempotency.get(user_id, idempotency_key)
+            if record is not None and record.expires_at > now:
+                if record.fingerprint != fingerprint(currency, lines):
+                    raise IdempotencyKeyReused()
+                replay = await uow.orders.get_for_user(record.order_id, user_id)
+                if replay is not None:
+                    return PlacedOrder(order=replay, replayed=True)
+            if record is not None:
+                await uow.idempotency.remove(record)
+        order = Order(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            status=PENDING,
+            currency=currency,
+            total=order_total((line.quantity, line.unit_price) for line in lines),
+            created_at=now,
+            updated_at=now,
+            lines=[
+                OrderLine(
+                    position=position,
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                )
+                for position, line in enumerate(lines)
+            ],
+        )
+        await uow.orders.add(order)
+        if idempotency_key is not None:
+            uow.idempotency.add(
+                IdempotencyRecord(
+                    user_id=user_id,
+                    key=idempotency_key,
+                    fingerprint=fingerprint(currency, lines),
+                    order_id=order.id,
+                    created_at=now,
+                    expires_at=now + idempotency_ttl,
+                )
+            )
+        await uow.commit()
+    return PlacedOrder(order=order, replayed=False)
+
+
+async def list_orders(
+    uow: OrderUnitOfWork,
+    users: UserVerifier,
+    *,
+    user_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+) -> OrderPage:
+    await ensure_user_may_act(users, user_id)
+    before = decode_cursor(cursor) if cursor else None
+    async with uow:
+        orders = await uow.orders.list_for_user(user_id, limit=limit + 1, before=before)
+    if len(orders) <= limit:
+        return OrderPage(orders=orders, next_cursor=None)
+    orders = orders[:limit]
+    last = orders[-1]
+    return OrderPage(orders=orders, next_cursor=encode_cursor(last.created_at, last.id))
+
+
+async def get_order(
+    uow: OrderUnitOfWork, users: UserVerifier, *, user_id: uuid.UUID, order_id: uuid.UUID
+) -> Order:
+    await ensure_user_may_act(users, user_id)
+    async with uow:
+        order = await uow.orders.get_for_user(order_id, user_id)
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def cancel_order(
+    uow: OrderUnitOfWork, users: UserVerifier, *, user_id: uuid.UUID, order_id: uuid.UUID
+) -> Order:
+    await ensure_user_may_act(users, user_id)
+    async with uow:
+        order = await uow.orders.get_for_user(order_id, user_id, for_update=True)
+        if order is None:
+            raise OrderNotFound()
+        if order.status != PENDING:
+            raise OrderNotCancellable()
+        order.status = CANCELLED
+        order.updated_at = utc_now()
+        await uow.commit()
+    return order

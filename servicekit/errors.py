@@ -1,0 +1,116 @@
+"""Errors that carry their HTTP status. Free of any web framework: services raise them,
+``servicekit.handlers`` renders them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import redis.exceptions
+import sqlalchemy.exc
+
+
+class AppError(Exception):
+    """Base of every error a client may see. Subclasses set the status and a stable code."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    detail: ClassVar[str] = "Internal server error."
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+        self.message = detail or self.detail
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "bad_request"
+    detail = "The request is malformed."
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "not_authenticated"
+    detail = "Authentication is required."
+
+    def __init__(self, detail: str | None = None, *, error: str | None = None):
+        challenge = f'Bearer error="{error}"' if error else "Bearer"
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    detail = "The access token is invalid or expired."
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, error="invalid_token")
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+    detail = "This action is not allowed."
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+    detail = "Not found."
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+    detail = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    detail = "The request body is too large."
+
+
+class UnprocessableContent(AppError):
+    status_code = 422
+    code = "unprocessable_content"
+    detail = "The request cannot be processed."
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "too_many_requests"
+    detail = "Too many requests; retry later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1):
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "service_unavailable"
+    detail = "A dependency is unavailable; retry later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1):
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+# Faults of a backing service: the client may retry, the process heals when the part returns.
+DEPENDENCY_FAULTS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    sqlalchemy.exc.DisconnectionError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_dependency_fault(exc: BaseException) -> bool:
+    if isinstance(exc, DEPENDENCY_FAULTS):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc.orig, OSError)
+    return False

@@ -1,0 +1,93 @@
+"""Alembic, driven from code: each service's env.py calls ``run_env``; starts call ``migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from servicekit.database import create_engine
+
+
+def alembic_config(script_location: Path, version_table: str, url: str = "") -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", url)
+    config.attributes["version_table"] = version_table
+    return config
+
+
+async def migrate(engine: AsyncEngine, script_location: Path, version_table: str) -> None:
+    """Upgrade to head. On Postgres an advisory lock lets replicas start side by side."""
+    config = alembic_config(script_location, version_table)
+    async with engine.connect() as conn:
+        is_pg = conn.dialect.name == "postgresql"
+        if is_pg:
+            await conn.execute(text("SELECT pg_advisory_lock(hashtext(:t))"), {"t": version_table})
+            await conn.commit()
+        try:
+            await conn.run_sync(_upgrade, config)
+            await conn.commit()
+        finally:
+            if is_pg:
+                await conn.execute(
+                    text("SELECT pg_advisory_unlock(hashtext(:t))"), {"t": version_table}
+                )
+                await conn.commit()
+
+
+def _upgrade(connection: Connection, config: Config) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def run_env(context: Any, metadata: MetaData) -> None:
+    """The body of a service's migrations/env.py."""
+    config = context.config
+    version_table = config.attributes.get("version_table", "alembic_version")
+    connection = config.attributes.get("connection")
+
+    def run(conn: Connection) -> None:
+        context.configure(
+            connection=conn,
+            target_metadata=metadata,
+            version_table=version_table,
+            render_as_batch=conn.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+    if connection is not None:
+        run(connection)
+        return
+
+    async def run_online() -> None:
+        engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+        async with engine.begin() as conn:
+            await conn.run_sync(run)
+        await engine.dispose()
+
+    asyncio.run(run_online())
+
+
+def migrate_command(
+    database_url: str, script_location: Path, version_table: str, *, name: str
+) -> None:
+    """The body of ``python -m <service>.migrate``."""
+
+    async def run() -> None:
+        engine = create_engine(database_url, application_name=f"{name}-migrate")
+        try:
+            await migrate(engine, script_location, version_table)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print(f"{name}: migrations applied")

@@ -1,0 +1,49 @@
+"""Settings base: every service reads its own class, built once in its composition root."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class ServiceSettings(BaseSettings):
+    """What every service process needs. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    database_url: str = Field(
+        description="SQLAlchemy async URL (postgresql+asyncpg or sqlite+aiosqlite)"
+    )
+    redis_host: str = "localhost"
+    redis_port: int = Field(6379, ge=1, le=65535)
+    redis_connect_timeout: float = Field(0.25, gt=0, le=10)
+    redis_timeout: float = Field(0.25, gt=0, le=10)
+    data_dir: Path = Path("data")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    db_pool_size: int = Field(10, ge=1, le=200)
+    migrate_on_start: bool = True
+    # Tokens: minted by the user service, checked by both.
+    jwt_issuer: str = "user-service"
+    jwt_audience: str = "user-order-api"
+    # The service-to-service credential of the internal verification endpoint.
+    internal_api_token: SecretStr = Field(min_length=16)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build settings from the environment; on a bad or missing value, stop with one clear line."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper() or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        print(f"configuration error ({cls.__name__}): {problems}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,89 @@
+"""Access-token verification (RFC 8725, RFC 9068): ES256 only, public keys only.
+
+Only the user service mints tokens; every service verifies them locally with this module.
+Header members that point elsewhere for a key (``jku``, ``x5u``, ``jwk``) are never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+ALLOWED_ALGORITHMS = ("ES256",)
+ACCESS_TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
+MAX_TOKEN_LENGTH = 4096
+
+
+class TokenError(Exception):
+    """The token must not be accepted; the message is for logs, not for clients."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    subject: str
+    token_id: str
+    issued_at: int
+    expires_at: int
+
+
+class KeySource(Protocol):
+    async def get_key(self, kid: str) -> EllipticCurvePublicKey | None: ...
+
+
+class StaticKeySource:
+    """Keys known in this process (the single process, and the user service itself)."""
+
+    def __init__(self, keys: dict[str, EllipticCurvePublicKey]) -> None:
+        self._keys = dict(keys)
+
+    async def get_key(self, kid: str) -> EllipticCurvePublicKey | None:
+        return self._keys.get(kid)
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: int = 5) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
+
+    async def verify(self, token: str) -> AccessClaims:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError("token too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"unreadable header: {exc}") from None
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise TokenError(f"algorithm not allowed: {header.get('alg')!r}")
+        typ = str(header.get("typ", "")).lower()
+        if typ not in (ACCESS_TOKEN_TYPE, f"application/{ACCESS_TOKEN_TYPE}"):
+            raise TokenError(f"not an access token: typ={header.get('typ')!r}")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenError("no kid")
+        key = await self._keys.get_key(kid)
+        if key is None:
+            raise TokenError(f"unknown kid {kid!r}")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=list(ALLOWED_ALGORITHMS),
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"rejected: {exc}") from None
+        sub, jti = claims["sub"], claims["jti"]
+        if not isinstance(sub, str) or not isinstance(jti, str):
+            raise TokenError("sub and jti must be strings")
+        return AccessClaims(
+            subject=sub, token_id=jti, issued_at=int(claims["iat"]), expires_at=int(claims["exp"])
+        )

@@ -1,0 +1,118 @@
+"""FastAPI pieces both services use: the app skeleton, bearer-token auth, health and readiness."""
+
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordBearer
+
+from servicekit.errors import AppError, InvalidToken, Unauthorized
+from servicekit.handlers import install_error_handlers
+from servicekit.middleware import RequestContextMiddleware
+from servicekit.tokens import AccessClaims, TokenError, TokenVerifier
+
+Check = Callable[[], Awaitable[object]]
+
+# Error responses every route may give, declared once so the OpenAPI document tells the truth.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "content": {
+        "application/problem+json": {
+            "schema": {
+                "type": "object",
+                "required": ["type", "title", "status", "detail", "code"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "code": {"type": "string"},
+                    "errors": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        }
+    }
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"description": "Problem details", **PROBLEM_SCHEMA} for status in statuses}
+
+
+def create_base_app(
+    *,
+    title: str,
+    version: str,
+    lifespan: Any,
+    max_body_bytes: int,
+    description: str = "",
+) -> FastAPI:
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        responses=problem_responses(413, 422, 500, 503),
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
+    return app
+
+
+def bearer_claims(
+    verifier_of: Callable[[Request], TokenVerifier], *, token_url: str
+) -> Callable[..., Awaitable[AccessClaims]]:
+    """A dependency that yields the verified claims of the request's bearer token, or 401."""
+    scheme = OAuth2PasswordBearer(tokenUrl=token_url, auto_error=False)
+
+    async def claims(
+        request: Request, token: Annotated[str | None, Depends(scheme)]
+    ) -> AccessClaims:
+        if token is None:
+            if request.headers.get("authorization"):
+                raise InvalidToken("The Authorization header is not a bearer token.")
+            raise Unauthorized()
+        try:
+            return await verifier_of(request).verify(token)
+        except TokenError:
+            raise InvalidToken() from None
+
+    return claims
+
+
+def health_router(service: str, checks: Mapping[str, Check], *, limit: float = 1.0) -> APIRouter:
+    """``/health`` answers liveness (the original design); ``/ready`` checks each dependency."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health", operation_id=f"{service}_health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @router.get(
+        "/ready",
+        operation_id=f"{service}_ready",
+        responses={503: {"description": "A dependency is down"}},
+    )
+    async def ready() -> JSONResponse:
+        results = await asyncio.gather(*(_probe(check, limit) for check in checks.values()))
+        report = dict(zip(checks, results, strict=True))
+        ok = all(value == "ok" for value in report.values())
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "service": service, "checks": report},
+            status_code=200 if ok else 503,
+            headers=None if ok else {"Retry-After": "1"},
+        )
+
+    return router
+
+
+async def _probe(check: Check, limit: float) -> str:
+    try:
+        await asyncio.wait_for(check(), limit)
+    except TimeoutError:
+        return "timeout"
+    except (AppError, OSError, Exception) as exc:  # any failure means "not ready"
+        return f"error: {type(exc).__name__}"
+    return "ok"

@@ -1,0 +1,27 @@
+"""The User Service's settings, read from the environment once, in its composition root."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field, SecretStr
+
+from servicekit.settings import ServiceSettings
+
+OWASP_ARGON2_MEMORY_KIB = 19 * 1024
+OWASP_ARGON2_TIME_COST = 2
+
+
+class UserSettings(ServiceSettings):
+    service_name: str = "user-service"
+    password_min_length: int = Field(15, ge=8, le=128)
+    access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
+    jwt_private_key: SecretStr | None = Field(
+        None, description="PEM of the EC P-256 signing key; a development key is made if unset"
+    )
+    argon2_memory_kib: int = Field(OWASP_ARGON2_MEMORY_KIB, ge=OWASP_ARGON2_MEMORY_KIB)
+    argon2_time_cost: int = Field(OWASP_ARGON2_TIME_COST, ge=OWASP_ARGON2_TIME_COST)
+    password_hash_concurrency: int = Field(max(1, (os.cpu_count() or 2) - 1), ge=1, le=64)
+
+
+PASSWORD_MAX_LENGTH = 128

@@ -1,0 +1,23 @@
+"""What the User Service's entrypoints get from its composition root, typed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from servicekit.cache import Cache
+from servicekit.tokens import TokenVerifier
+from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
+from user_service.core.config import UserSettings
+from user_service.core.database import UserUnitOfWork
+
+
+@dataclass(frozen=True)
+class UserServiceState:
+    settings: UserSettings
+    new_uow: Callable[[], UserUnitOfWork]
+    cache: Cache
+    hasher: PasswordHasher
+    issuer: TokenIssuer
+    token_verifier: TokenVerifier
+    signing_keys: tuple[SigningKey, ...]

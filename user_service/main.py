@@ -1,0 +1,151 @@
+"""The User Service's composition root: builds its parts, and its app for port 8001.
+
+``build_user_service`` takes its adapters as arguments, so the single process passes
+in-process ones and the distributed deployment Redis ones; nothing connects at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import VERIFY_USER_CHANNEL
+from servicekit.bus import MessageBus, RedisBus
+from servicekit.cache import Cache, RedisCache
+from servicekit.database import create_engine, create_session_factory, database_check
+from servicekit.logs import configure_logging
+from servicekit.migrations import migrate
+from servicekit.redis import create_redis
+from servicekit.settings import load_settings
+from servicekit.tokens import StaticKeySource, TokenVerifier
+from servicekit.web import create_base_app, health_router
+from user_service.core.auth import (
+    PasswordHasher,
+    TokenIssuer,
+    load_or_create_dev_key,
+    signing_key_from_pem,
+)
+from user_service.core.config import UserSettings
+from user_service.core.database import MIGRATIONS, VERSION_TABLE, UserUnitOfWork
+from user_service.core.state import UserServiceState
+from user_service.routers import auth_router, user_router
+from user_service.routers.dependencies import STATE_KEY
+from user_service.routers.verification_consumer import verification_handler
+
+VERSION = "1.0.0"
+
+
+def routers() -> list[APIRouter]:
+    return [user_router.router, auth_router.router]
+
+
+@contextlib.asynccontextmanager
+async def build_user_service(
+    settings: UserSettings, *, cache: Cache, bus: MessageBus, engine: AsyncEngine | None = None
+) -> AsyncIterator[UserServiceState]:
+    """Everything the service needs, disposed in reverse order. Subscribes its bus consumer;
+    the owner of the bus starts it."""
+    async with contextlib.AsyncExitStack() as stack:
+        if engine is None:
+            engine = create_engine(
+                settings.database_url,
+                application_name=settings.service_name,
+                pool_size=settings.db_pool_size,
+            )
+            stack.push_async_callback(engine.dispose)
+        if settings.migrate_on_start:
+            await migrate(engine, MIGRATIONS, VERSION_TABLE)
+        sessions = create_session_factory(engine)
+        key = (
+            signing_key_from_pem(settings.jwt_private_key.get_secret_value().encode())
+            if settings.jwt_private_key
+            else load_or_create_dev_key(settings.data_dir)
+        )
+        hasher = PasswordHasher(
+            memory_kib=settings.argon2_memory_kib,
+            time_cost=settings.argon2_time_cost,
+            max_concurrency=settings.password_hash_concurrency,
+        )
+        stack.callback(hasher.close)
+        state = UserServiceState(
+            settings=settings,
+            new_uow=lambda: UserUnitOfWork(sessions),
+            cache=cache,
+            hasher=hasher,
+            issuer=TokenIssuer(
+                key,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl_seconds=settings.access_token_ttl_seconds,
+            ),
+            token_verifier=TokenVerifier(
+                StaticKeySource({key.kid: key.public_key}),
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            ),
+            signing_keys=(key,),
+        )
+        bus.subscribe(VERIFY_USER_CHANNEL, verification_handler(state, bus))
+        yield state
+
+
+def create_app(settings: UserSettings | None = None) -> FastAPI:
+    """The distributed User Service: Postgres and Redis from the environment."""
+    settings = settings or load_settings(UserSettings)
+    configure_logging(settings.service_name, settings.log_level)
+    engine = create_engine(
+        settings.database_url,
+        application_name=settings.service_name,
+        pool_size=settings.db_pool_size,
+    )
+    redis = create_redis(
+        settings.redis_host,
+        settings.redis_port,
+        name=settings.service_name,
+        connect_timeout=settings.redis_connect_timeout,
+        timeout=settings.redis_timeout,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        bus = RedisBus(redis)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            stack.push_async_callback(redis.aclose)
+            state = await stack.enter_async_context(
+                build_user_service(settings, cache=RedisCache(redis), bus=bus, engine=engine)
+            )
+            await bus.start()
+            stack.push_async_callback(bus.close)
+            yield {STATE_KEY: state}
+
+    app = create_base_app(
+        title="User Service",
+        version=VERSION,
+        lifespan=lifespan,
+        max_body_bytes=settings.max_body_bytes,
+        description="Accounts, login and token keys.",
+    )
+    for router in routers():
+        app.include_router(router)
+    app.include_router(
+        health_router("user_service", {"database": database_check(engine), "redis": redis.ping})
+    )
+    return app
+
+
+@functools.cache
+def _app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn user_service.main:app` builds the app on first access, not at import.
+    if name == "app":
+        return _app()
+    raise AttributeError(name)

@@ -1,0 +1,57 @@
+"""Log in (OAuth2 password flow), publish the token keys, answer other services."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Response
+
+from contracts import INTERNAL_VERIFICATION_PATH, JWKS_PATH
+from servicekit.web import problem_responses
+from user_service.routers.dependencies import State, require_service_credential
+from user_service.schemas import AccessToken, JsonWebKeySet, UserVerificationRead
+from user_service.services import user_service
+
+router = APIRouter()
+
+
+@router.post("/auth/token", tags=["auth"], operation_id="log_in", responses=problem_responses(401))
+async def log_in(
+    state: State,
+    response: Response,
+    username: Annotated[str, Form(max_length=320)],
+    password: Annotated[str, Form(max_length=1024)],
+    grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+    client_id: Annotated[str | None, Form(max_length=100)] = None,
+    scope: Annotated[str, Form(max_length=1000)] = "",
+) -> AccessToken:
+    issued = await user_service.authenticate(
+        state.new_uow(),
+        state.cache,
+        state.hasher,
+        state.issuer,
+        email=username,
+        password=password,
+        client_id=client_id or "public",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return AccessToken(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
+@router.get(JWKS_PATH, tags=["auth"], operation_id="read_jwks")
+async def read_jwks(state: State, response: Response) -> JsonWebKeySet:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return JsonWebKeySet(keys=[key.public_jwk() for key in state.signing_keys])
+
+
+@router.get(
+    INTERNAL_VERIFICATION_PATH,
+    tags=["internal"],
+    operation_id="verify_user",
+    dependencies=[Depends(require_service_credential)],
+    responses=problem_responses(401),
+)
+async def verify_user(user_id: uuid.UUID, state: State) -> UserVerificationRead:
+    result = await user_service.verify_user(state.new_uow(), state.cache, user_id=user_id)
+    return UserVerificationRead(user_id=result.user_id, exists=result.exists, active=result.active)

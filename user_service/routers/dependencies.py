@@ -1,0 +1,52 @@
+"""Annotated dependencies of the User Service's routes."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from servicekit.errors import InvalidToken
+from servicekit.tokens import AccessClaims
+from servicekit.web import bearer_claims
+from user_service.core.state import UserServiceState
+from user_service.errors import InvalidServiceCredential
+
+STATE_KEY = "user_service"
+
+
+def get_state(request: Request) -> UserServiceState:
+    state: UserServiceState = getattr(request.state, STATE_KEY)
+    return state
+
+
+State = Annotated[UserServiceState, Depends(get_state)]
+Claims = Annotated[
+    AccessClaims,
+    Depends(bearer_claims(lambda r: get_state(r).token_verifier, token_url="/auth/token")),
+]
+
+
+def current_user_id(claims: Claims) -> uuid.UUID:
+    try:
+        return uuid.UUID(claims.subject)
+    except ValueError:
+        raise InvalidToken() from None
+
+
+CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
+
+_service_bearer = HTTPBearer(auto_error=False, scheme_name="ServiceCredential")
+
+
+def require_service_credential(
+    state: State,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_service_bearer)],
+) -> None:
+    expected = state.settings.internal_api_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials else b""
+    if not secrets.compare_digest(given, expected):
+        raise InvalidServiceCredential()

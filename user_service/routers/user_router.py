@@ -1,0 +1,63 @@
+"""HTTP routes for accounts: parse, call one service function, return a declared body."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from servicekit.web import problem_responses
+from user_service.routers.dependencies import CurrentUserId, State
+from user_service.schemas import UserCreate, UserRead, UserUpdate
+from user_service.services import user_service
+
+router = APIRouter(tags=["users"])
+
+
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    operation_id="register_user",
+    responses=problem_responses(409),
+)
+async def register_user(body: UserCreate, state: State) -> UserRead:
+    user = await user_service.register_user(
+        state.new_uow(),
+        state.cache,
+        state.hasher,
+        email=body.email,
+        password=body.password,
+        full_name=body.full_name,
+        password_min_length=state.settings.password_min_length,
+    )
+    return UserRead.model_validate(user)
+
+
+@router.get("/users/me", operation_id="read_me", responses=problem_responses(401))
+async def read_me(state: State, user_id: CurrentUserId) -> UserRead:
+    user = await user_service.get_active_user(state.new_uow(), user_id=user_id)
+    return UserRead.model_validate(user)
+
+
+@router.patch("/users/me", operation_id="update_me", responses=problem_responses(401, 403, 409))
+async def update_me(body: UserUpdate, state: State, user_id: CurrentUserId) -> UserRead:
+    user = await user_service.update_user(
+        state.new_uow(),
+        state.cache,
+        state.hasher,
+        user_id=user_id,
+        full_name=body.full_name,
+        password=body.password,
+        current_password=body.current_password,
+        password_min_length=state.settings.password_min_length,
+    )
+    return UserRead.model_validate(user)
+
+
+@router.delete(
+    "/users/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="deactivate_me",
+    responses=problem_responses(401, 409),
+)
+async def deactivate_me(state: State, user_id: CurrentUserId) -> Response:
+    await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

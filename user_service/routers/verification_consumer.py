@@ -1,0 +1,40 @@
+"""The bus entrypoint: answers ``verify_user`` requests on ``user_verification_response``.
+
+Like an HTTP route it only translates: parse the message, ask the service, publish the reply.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pydantic
+
+from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, UserVerification, VerifyUser
+from servicekit.bus import Handler, MessageBus
+from servicekit.logs import request_id_var
+from user_service.core.state import UserServiceState
+from user_service.services import user_service
+
+log = logging.getLogger(__name__)
+
+
+def verification_handler(state: UserServiceState, bus: MessageBus) -> Handler:
+    async def handle(raw: bytes) -> None:
+        try:
+            request = VerifyUser.model_validate_json(raw)
+        except pydantic.ValidationError:
+            log.warning("dropped a malformed verify_user message")
+            return
+        request_id_var.set(request.trace_id or request.request_id)
+        result = await user_service.verify_user(
+            state.new_uow(), state.cache, user_id=request.user_id
+        )
+        reply = UserVerification(
+            request_id=request.request_id,
+            user_id=result.user_id,
+            exists=result.exists,
+            active=result.active,
+        )
+        await bus.publish(USER_VERIFICATION_RESPONSE_CHANNEL, reply.model_dump_json().encode())
+
+    return handle

@@ -1,0 +1,64 @@
+"""Request and response bodies of the User Service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+from user_service.core.config import PASSWORD_MAX_LENGTH
+
+Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserCreate(_Body):
+    email: Annotated[EmailStr, Field(max_length=320)]
+    password: Password
+    full_name: FullName
+
+
+class UserUpdate(_Body):
+    full_name: FullName | None = None
+    password: Password | None = None
+    current_password: Annotated[str, Field(max_length=PASSWORD_MAX_LENGTH)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> UserUpdate:
+        if self.full_name is None and self.password is None:
+            raise ValueError("give full_name, password, or both")
+        if self.password is not None and self.current_password is None:
+            raise ValueError("current_password is required to change the password")
+        return self
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    is_active: bool
+    created_at: dt.datetime
+
+
+class AccessToken(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserVerificationRead(BaseModel):
+    user_id: uuid.UUID
+    exists: bool
+    active: bool
+
+
+class JsonWebKeySet(BaseModel):
+    keys: list[dict[str, Any]]

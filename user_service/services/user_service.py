@@ -1,0 +1,238 @@
+"""Business rules for accounts: registration, login, changes, deactivation, verification.
+
+Every function takes its unit of work and ports first, then keyword-only inputs. The cache
+under ``user:{user_id}`` is written on every change and on login; a deactivation is not
+reported done until the cache says so, or an order could slip through for up to an hour.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+import redis.exceptions
+from sqlalchemy.orm.exc import StaleDataError
+
+from contracts import USER_CACHE_TTL_SECONDS, CachedUser, user_cache_key
+from servicekit.cache import Cache
+from servicekit.database import utc_now
+from servicekit.errors import ServiceUnavailable
+from user_service.core.auth import PasswordHasher, TokenIssuer, normalize_password
+from user_service.core.database import UserUnitOfWork
+from user_service.errors import (
+    AccountUnavailable,
+    ConcurrentUpdate,
+    InvalidCredentials,
+    PasswordTooShort,
+    WrongCurrentPassword,
+)
+from user_service.models import User
+
+log = logging.getLogger(__name__)
+
+CACHE_FAULTS = (redis.exceptions.RedisError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    user: User
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    user_id: uuid.UUID
+    exists: bool
+    active: bool
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_password_policy(password: str, *, min_length: int) -> None:
+    if len(normalize_password(password)) < min_length:
+        raise PasswordTooShort(f"The password must have at least {min_length} characters.")
+
+
+async def register_user(
+    uow: UserUnitOfWork,
+    cache: Cache,
+    hasher: PasswordHasher,
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+    password_min_length: int,
+) -> User:
+    check_password_policy(password, min_length=password_min_length)
+    password_hash = await hasher.hash(password)
+    now = utc_now()
+    user = User(
+        id=uuid.uuid4(),
+        email=normalize_email(email),
+        full_name=full_name,
+        password_hash=password_hash,
+        is_active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    async with uow:
+        await uow.users.add(user)
+        await uow.commit()
+    await refresh_cached_user(cache, user)
+    return user
+
+
+async def authenticate(
+    uow: UserUnitOfWork,
+    cache: Cache,
+    hasher: PasswordHasher,
+    issuer: TokenIssuer,
+    *,
+    email: str,
+    password: str,
+    client_id: str,
+) -> IssuedToken:
+    """One failure for an unknown email, a wrong password and an inactive account.
+
+    No transaction is held while argon2 runs."""
+    async with uow:
+        user = await uow.users.get_by_email(normalize_email(email))
+    if user is None:
+        await hasher.burn(password)
+        raise InvalidCredentials()
+    matches, new_hash = await hasher.verify(password, user.password_hash)
+    if not matches or not user.is_active:
+        raise InvalidCredentials()
+    if new_hash is not None:
+        user = await _store_rehash(uow, user, new_hash)
+    await refresh_cached_user(cache, user)
+    token = issuer.issue(user.id, client_id=client_id)
+    return IssuedToken(access_token=token, expires_in=issuer.ttl_seconds, user=user)
+
+
+async def _store_rehash(uow: UserUnitOfWork, seen: User, new_hash: str) -> User:
+    async with uow:
+        user = await uow.users.get(seen.id)
+        if user is None or user.version != seen.version:
+            return seen  # changed meanwhile; the next login rehashes
+        user.password_hash = new_hash
+        user.updated_at = utc_now()
+        try:
+            await uow.commit()
+        except StaleDataError:
+            return seen
+    return user
+
+
+async def get_active_user(uow: UserUnitOfWork, *, user_id: uuid.UUID) -> User:
+    async with uow:
+        user = await uow.users.get(user_id)
+    if user is None or not user.is_active:
+        raise AccountUnavailable()
+    return user
+
+
+async def update_user(
+    uow: UserUnitOfWork,
+    cache: Cache,
+    hasher: PasswordHasher,
+    *,
+    user_id: uuid.UUID,
+    full_name: str | None,
+    password: str | None,
+    current_password: str | None,
+    password_min_length: int,
+) -> User:
+    """argon2 runs outside the transaction; the row's version makes sure nothing changed
+    between the read and the write (else 409)."""
+    seen = await get_active_user(uow, user_id=user_id)
+    new_hash = None
+    if password is not None:
+        check_password_policy(password, min_length=password_min_length)
+        matches, _ = await hasher.verify(current_password or "", seen.password_hash)
+        if not matches:
+            raise WrongCurrentPassword()
+        new_hash = await hasher.hash(password)
+    async with uow:
+        user = await uow.users.get(user_id)
+        if user is None or not user.is_active:
+            raise AccountUnavailable()
+        if user.version != seen.version:
+            raise ConcurrentUpdate()
+        if new_hash is not None:
+            user.password_hash = new_hash
+        if full_name is not None:
+            user.full_name = full_name
+        user.updated_at = utc_now()
+        try:
+            await uow.commit()
+        except StaleDataError:
+            raise ConcurrentUpdate() from None
+    await refresh_cached_user(cache, user)
+    return user
+
+
+async def deactivate_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UUID) -> None:
+    """The cache is overwritten before the commit; if that fails, nothing changes (503)."""
+    async with uow:
+        user = await uow.users.get(user_id)
+        if user is None or not user.is_active:
+            raise AccountUnavailable()
+        user.is_active = False
+        user.updated_at = utc_now()
+        try:
+            await uow.session.flush()
+        except StaleDataError:
+            raise ConcurrentUpdate() from None
+        try:
+            await cache.set_if_newer(
+                user_cache_key(user.id), _cached(user), user.version, USER_CACHE_TTL_SECONDS
+            )
+        except CACHE_FAULTS as exc:
+            log.warning("deactivation of %s refused: cache write failed (%r)", user.id, exc)
+            raise ServiceUnavailable("The account could not be deactivated; retry.") from None
+        try:
+            await uow.commit()
+        except BaseException:
+            # The cache already says "inactive"; drop it so readers go back to the database.
+            await _forget_cached_user(cache, user.id)
+            raise
+
+
+async def verify_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UUID) -> UserStatus:
+    """The question other services ask: does this user exist, and may they act?"""
+    async with uow:
+        user = await uow.users.get(user_id)
+    if user is None:
+        return UserStatus(user_id=user_id, exists=False, active=False)
+    await refresh_cached_user(cache, user)
+    return UserStatus(user_id=user_id, exists=True, active=user.is_active)
+
+
+async def refresh_cached_user(cache: Cache, user: User) -> None:
+    """Best effort: a missing entry only costs the reader a round trip."""
+    try:
+        await cache.set_if_newer(
+            user_cache_key(user.id), _cached(user), user.version, USER_CACHE_TTL_SECONDS
+        )
+    except CACHE_FAULTS as exc:
+        log.warning("could not cache user %s: %r", user.id, exc)
+
+
+async def _forget_cached_user(cache: Cache, user_id: uuid.UUID) -> None:
+    try:
+        await cache.delete(user_cache_key(user_id))
+    except CACHE_FAULTS as exc:
+        log.error("could not drop cached user %s after a failed commit: %r", user_id, exc)
+
+
+def _cached(user: User) -> bytes:
+    return (
+        CachedUser(id=user.id, email=user.email, active=user.is_active, version=user.version)
+        .model_dump_json()
+        .encode()
+    )
