@@ -1,6 +1,5 @@
 """FastAPI pieces both services use: the app skeleton, bearer-token auth, health and readiness."""
 
-
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any

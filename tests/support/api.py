@@ -108,6 +108,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     body: dict[str, Any] = response.json()
     assert body["status"] == status
     assert body["code"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
     assert "Traceback" not in response.text
     return body
