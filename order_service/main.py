@@ -7,9 +7,11 @@ in-process ones (and the user service's own keys), the distributed deployment Re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -24,6 +26,7 @@ from order_service.core.user_verification import CachedBusUserVerifier, HttpUser
 from order_service.repositories.idempotency_repository import KeyLocks
 from order_service.routers import order_router
 from order_service.routers.dependencies import STATE_KEY
+from order_service.services import order_service
 from servicekit.bus import MessageBus, RedisBus
 from servicekit.cache import Cache, RedisCache
 from servicekit.database import create_engine, create_session_factory, database_check
@@ -36,6 +39,8 @@ from servicekit.tokens import KeySource, TokenVerifier
 from servicekit.web import create_base_app, health_router
 
 VERSION = "1.0.0"
+PURGE_INTERVAL_SECONDS = 600.0
+log = logging.getLogger(__name__)
 
 
 def routers() -> list[APIRouter]:
@@ -72,9 +77,15 @@ async def build_order_service(
             if user_service is not None
             else None
         )
+
+        def new_uow() -> OrderUnitOfWork:
+            return OrderUnitOfWork(sessions, locks)
+
+        housekeeping = asyncio.create_task(_purge_keys_periodically(new_uow), name="purge-keys")
+        stack.push_async_callback(_cancel, housekeeping)
         yield OrderServiceState(
             settings=settings,
-            new_uow=lambda: OrderUnitOfWork(sessions, locks),
+            new_uow=new_uow,
             users=CachedBusUserVerifier(
                 cache, bus, timeout=settings.user_verification_timeout, fallback=fallback
             ),
@@ -82,6 +93,24 @@ async def build_order_service(
                 keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
             ),
         )
+
+
+async def _purge_keys_periodically(
+    new_uow: Callable[[], OrderUnitOfWork], interval: float = PURGE_INTERVAL_SECONDS
+) -> None:
+    while True:
+        try:
+            purged = await order_service.purge_expired_idempotency_keys(new_uow())
+            if purged:
+                log.info("purged %d expired idempotency keys", purged)
+        except Exception as exc:  # a database outage must not end the loop
+            log.warning("idempotency key purge failed: %r", exc)
+        await asyncio.sleep(interval)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def create_app(settings: OrderSettings | None = None) -> FastAPI:

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import uuid
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.models import IdempotencyRecord
@@ -66,17 +66,16 @@ class IdempotencyRepository:
         await self._session.delete(record)
         await self._session.flush()
 
-    async def purge_expired(self, now: dt.datetime, *, batch: int = 500) -> int:
+    async def purge_expired(self, now: dt.datetime, *, batch: int = 1000) -> int:
+        """Delete up to ``batch`` records past their expiry; returns how many."""
         expired = (
             select(IdempotencyRecord.user_id, IdempotencyRecord.key)
             .where(IdempotencyRecord.expires_at <= now)
             .limit(batch)
         )
-        rows = (await self._session.execute(expired)).all()
-        for user_id, key in rows:
-            await self._session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-                )
+        result = await self._session.execute(
+            delete(IdempotencyRecord).where(
+                tuple_(IdempotencyRecord.user_id, IdempotencyRecord.key).in_(expired)
             )
-        return len(rows)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -174,3 +174,15 @@ async def cancel_order(
         order.updated_at = utc_now()
         await uow.commit()
     return order
+
+
+async def purge_expired_idempotency_keys(uow: OrderUnitOfWork, *, batch: int = 1000) -> int:
+    """Forget keys past their retention, one batch per transaction. Returns how many."""
+    purged = 0
+    while True:
+        async with uow:
+            count = await uow.idempotency.purge_expired(utc_now(), batch=batch)
+            await uow.commit()
+        purged += count
+        if count < batch:
+            return purged

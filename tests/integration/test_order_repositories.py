@@ -1,0 +1,172 @@
+"""The order service's repositories and unit of work on real SQLite and real Postgres."""
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWork
+from order_service.core.user_verification import UserCheck
+from order_service.errors import OrderNotCancellable
+from order_service.models import IdempotencyRecord, Order, OrderLine
+from order_service.repositories.idempotency_repository import KeyLocks
+from order_service.services import order_service
+from servicekit.database import create_engine, create_session_factory, utc_now
+from servicekit.migrations import migrate
+from tests.support.backing import postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgres"], scope="module")
+async def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("orders") / "orders.db"
+        engine = create_engine(f"sqlite+aiosqlite:///{path}", application_name="test")
+        await migrate(engine, MIGRATIONS, VERSION_TABLE)
+        yield engine
+        await engine.dispose()
+        return
+    async with postgres_database("orders") as url:
+        engine = create_engine(url, application_name="test")
+        await migrate(engine, MIGRATIONS, VERSION_TABLE)
+        yield engine
+        await engine.dispose()
+
+
+NewUow = Callable[[], OrderUnitOfWork]
+
+
+class ActiveUsers:
+    """The user-verification port answering "active" for everyone."""
+
+    async def verify(self, user_id: uuid.UUID) -> UserCheck:
+        return UserCheck(exists=True, active=True, source="test")
+
+
+@pytest.fixture
+def new_uow(engine: AsyncEngine) -> NewUow:
+    sessions = create_session_factory(engine)
+    locks = KeyLocks()
+    return lambda: OrderUnitOfWork(sessions, locks)
+
+
+def _order(user_id: uuid.UUID, created_at: dt.datetime, price: str = "1.0005") -> Order:
+    return Order(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        status="pending",
+        currency="EUR",
+        total=Decimal(price) * 3,
+        created_at=created_at,
+        updated_at=created_at,
+        lines=[OrderLine(position=0, sku="S", quantity=3, unit_price=Decimal(price))],
+    )
+
+
+async def test_money_and_time_survive_a_round_trip_exactly(new_uow: NewUow) -> None:
+    user_id = uuid.uuid4()
+    order = _order(user_id, utc_now(), price="99999999.9999")
+    async with new_uow() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    async with new_uow() as uow:
+        loaded = await uow.orders.get_for_user(order.id, user_id)
+    assert loaded is not None
+    assert loaded.total == Decimal("299999999.9997")
+    assert loaded.lines[0].unit_price == Decimal("99999999.9999")
+    assert loaded.created_at == order.created_at
+    assert loaded.created_at.tzinfo is not None
+
+
+async def test_uncommitted_work_is_rolled_back(new_uow: NewUow) -> None:
+    user_id = uuid.uuid4()
+
+    async def add_without_commit() -> None:
+        async with new_uow() as uow:
+            await uow.orders.add(_order(user_id, utc_now()))
+            raise RuntimeError("before commit")
+
+    with pytest.raises(RuntimeError):
+        await add_without_commit()
+    async with new_uow() as uow:
+        assert await uow.orders.list_for_user(user_id, limit=10) == []
+
+
+async def test_keyset_pages_with_equal_timestamps(new_uow: NewUow) -> None:
+    user_id = uuid.uuid4()
+    same = utc_now()
+    orders = [_order(user_id, same) for _ in range(3)] + [
+        _order(user_id, same - dt.timedelta(seconds=1))
+    ]
+    async with new_uow() as uow:
+        for order in orders:
+            await uow.orders.add(order)
+        await uow.commit()
+    expected = sorted(orders, key=lambda o: (o.created_at, o.id), reverse=True)
+    seen: list[uuid.UUID] = []
+    before = None
+    while True:
+        async with new_uow() as uow:
+            page = await uow.orders.list_for_user(user_id, limit=2, before=before)
+        if not page:
+            break
+        seen += [o.id for o in page]
+        before = (page[-1].created_at, page[-1].id)
+    assert seen == [o.id for o in expected]
+
+
+async def test_a_key_is_locked_until_its_transaction_ends(new_uow: NewUow) -> None:
+    user_id = uuid.uuid4()
+    async with new_uow() as first:
+        assert await first.idempotency.try_lock(user_id, "k")
+        async with new_uow() as second:
+            assert not await second.idempotency.try_lock(user_id, "k")
+            assert await second.idempotency.try_lock(user_id, "other")
+    async with new_uow() as third:
+        assert await third.idempotency.try_lock(user_id, "k")
+
+
+async def test_expired_keys_are_purged(new_uow: NewUow) -> None:
+    user_id = uuid.uuid4()
+    now = utc_now()
+    async with new_uow() as uow:
+        for n, expires_at in enumerate([now - dt.timedelta(hours=1), now + dt.timedelta(hours=1)]):
+            uow.idempotency.add(
+                IdempotencyRecord(
+                    user_id=user_id,
+                    key=f"k{n}",
+                    fingerprint="f",
+                    order_id=uuid.uuid4(),
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+        await uow.commit()
+    assert await order_service.purge_expired_idempotency_keys(new_uow()) >= 1
+    async with new_uow() as uow:
+        assert await uow.idempotency.get(user_id, "k0") is None
+        assert await uow.idempotency.get(user_id, "k1") is not None
+
+
+async def test_concurrent_cancels_let_exactly_one_win(new_uow: NewUow) -> None:
+    user_id = uuid.uuid4()
+    order = _order(user_id, utc_now())
+    async with new_uow() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+
+    results = await asyncio.gather(
+        *(
+            order_service.cancel_order(new_uow(), ActiveUsers(), user_id=user_id, order_id=order.id)
+            for _ in range(4)
+        ),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, Order)]
+    assert len(winners) == 1
+    assert all(isinstance(r, OrderNotCancellable) for r in results if not isinstance(r, Order))
