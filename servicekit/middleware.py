@@ -46,13 +46,17 @@ class RequestContextMiddleware:
 
         try:
             declared = _header(scope, b"content-length")
-            if declared is not None and (
-                not declared.isdigit() or int(declared) > self.max_body_bytes
-            ):
-                response = problem(413, PayloadTooLarge.code, PayloadTooLarge.detail)
-                await response(scope, receive, send_with_id)
+            if declared is None:
+                # A chunked body: read it here, bounded, so an oversize one is a clean 413.
+                body = await self._read_bounded(receive)
+                if body is None:
+                    await self._too_large(scope, receive, send_with_id)
+                    return
+                receive = _replay(body, receive)
+            elif not declared.isdigit() or int(declared) > self.max_body_bytes:
+                await self._too_large(scope, receive, send_with_id)
                 return
-            await self.app(scope, self._bounded(receive), send_with_id)
+            await self.app(scope, receive, send_with_id)
         finally:
             access_log.info(
                 "%s %s %s",
@@ -70,19 +74,39 @@ class RequestContextMiddleware:
             )
             request_id_var.reset(token)
 
-    def _bounded(self, receive: Receive) -> Receive:
-        seen = 0
-
-        async def bounded_receive() -> Message:
-            nonlocal seen
+    async def _read_bounded(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body_bytes:
-                    raise PayloadTooLarge()
-            return message
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-        return bounded_receive
+    @staticmethod
+    async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, PayloadTooLarge.code, PayloadTooLarge.detail)
+        await response(scope, receive, send)
+
+
+def _replay(body: bytes, then: Receive) -> Receive:
+    """The body read already, then whatever the server says next (a disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await then()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
