@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -296,16 +298,38 @@ class ScratchDatabases:
             await conn.close()
 
 
-async def check_backing_services(admin_dsn: str = ADMIN_DSN) -> None:
-    """Skip (or, in CI, fail) with one line if Postgres or redis-server is missing."""
+@functools.cache
+def backing_services_problem(admin_dsn: str = ADMIN_DSN) -> str | None:
+    """Why the stack cannot run here (checked once per test run), or None."""
     if shutil.which("redis-server") is None:
-        unavailable("no redis-server binary on PATH (apt-get install redis-server)")
-    try:
+        return "no redis-server binary on PATH (apt-get install redis-server)"
+
+    async def probe() -> None:
         conn = await asyncpg.connect(admin_dsn, timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        unavailable(f"Postgres not reachable at {admin_dsn} ({type(exc).__name__}: {exc})")
-    else:
         await conn.close()
+
+    try:
+        # A thread of its own: callers may be inside a running event loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, probe()).result()
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        return f"Postgres not reachable at {admin_dsn} ({type(exc).__name__}: {exc})"
+    return None
+
+
+def needs_backing_services(item: pytest.Item) -> bool:
+    """Contract tests on the distributed deployment, and tests on an integration stack."""
+    callspec = getattr(item, "callspec", None)
+    on_distributed = callspec is not None and callspec.params.get("deployment") == "distributed"
+    return on_distributed or "stack" in getattr(item, "fixturenames", ())
+
+
+def require_backing_services() -> None:
+    """Skip (in CI: fail) when the stack cannot run. Called from a ``pytest_runtest_setup``
+    hook, not a fixture, so every skipped test reports this one place: one summary line."""
+    problem = backing_services_problem()
+    if problem is not None:
+        unavailable(problem)
 
 
 @dataclass
@@ -454,7 +478,7 @@ async def distributed_stack(
     order_services: int = 1,
 ) -> AsyncIterator[DistributedStack]:
     """A running stack: private Redis, fresh databases, the services healthy and subscribed."""
-    await check_backing_services()
+    await asyncio.to_thread(require_backing_services)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     databases = ScratchDatabases.unique()
     stack = DistributedStack(
