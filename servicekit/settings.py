@@ -6,10 +6,15 @@ import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 S = TypeVar("S", bound=BaseSettings)
+
+# The async drivers the services are built and pinned for.
+DATABASE_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
 
 class ServiceSettings(BaseSettings):
@@ -34,6 +39,18 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "user-order-api"
     # The service-to-service credential of the internal verification endpoint.
     internal_api_token: SecretStr = Field(min_length=16)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        # Caught here, a typo is one line at start, not a traceback from the first connection.
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            driver = ""
+        if driver not in DATABASE_DRIVERS:
+            raise ValueError(f"must be a {' or '.join(d + '://' for d in DATABASE_DRIVERS)} URL")
+        return value
 
 
 def load_settings(cls: type[S], **overrides: Any) -> S:

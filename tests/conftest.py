@@ -8,8 +8,15 @@ import pytest
 
 from tests.support.api import Api
 from tests.support.deployments import DEPLOYMENTS, Deployment
+from tests.support.distributed import needs_backing_services, require_backing_services
 
 IN_CI = os.environ.get("CI") == "true"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Without Postgres or redis-server: one skip line for all such tests (in CI: failures).
+    if needs_backing_services(item):
+        require_backing_services()
 
 
 @pytest.fixture(scope="session", params=sorted(DEPLOYMENTS))

@@ -2,6 +2,9 @@
 yields a ``Deployment``: one httpx client for the user API, one for the order API.
 
 ``single``: the single-process app, in this process over ASGI, on a fresh data folder.
+``distributed``: the user service and the order service as real processes, started with their
+images' commands, on a private redis-server and fresh Postgres databases
+(``tests/support/distributed.py``); ``extra["stack"]`` is the ``DistributedStack``.
 """
 
 import contextlib
@@ -17,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.main import create_app, sqlite_url
 from order_service.core.config import OrderSettings
+from tests.support.distributed import distributed_stack
 from user_service.core.config import UserSettings
 
 INTERNAL_TOKEN = "internal-" + secrets.token_urlsafe(24)
@@ -58,6 +62,17 @@ async def single(tmp: Path, **overrides: Any) -> AsyncIterator[Deployment]:
             yield Deployment("single", client, client, INTERNAL_TOKEN, {"app": app})
 
 
+@contextlib.asynccontextmanager
+async def distributed(tmp: Path) -> AsyncIterator[Deployment]:
+    async with (
+        distributed_stack(tmp, internal_token=INTERNAL_TOKEN) as stack,
+        httpx.AsyncClient(base_url=stack.user_service.url, timeout=10.0) as users,
+        httpx.AsyncClient(base_url=stack.order_service.url, timeout=10.0) as orders,
+    ):
+        yield Deployment("distributed", users, orders, INTERNAL_TOKEN, {"stack": stack})
+
+
 DEPLOYMENTS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[Deployment]]] = {
     "single": single,
+    "distributed": distributed,
 }
