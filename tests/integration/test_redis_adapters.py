@@ -2,7 +2,7 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from redis import exceptions as redis_errors
@@ -12,12 +12,12 @@ from servicekit.bus import RedisBus
 from servicekit.cache import RedisCache
 from servicekit.errors import is_dependency_fault
 from servicekit.redis import create_redis
-from tests.support.backing import PrivateRedis, free_port
+from tests.support.backing import PrivateRedis, free_port, private_redis
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[PrivateRedis]:
-    with PrivateRedis() as redis_server:
+async def server() -> AsyncIterator[PrivateRedis]:
+    async with private_redis() as redis_server:
         yield redis_server
 
 
@@ -74,10 +74,10 @@ async def test_bus_resubscribes_after_the_server_comes_back(server: PrivateRedis
     bus.subscribe("chan-b", handler)
     await bus.start()
     try:
-        server.stop()
+        await server.stop()
         await asyncio.sleep(0.5)
         assert not bus.subscribed.is_set()
-        server.start()
+        await server.start()
         await asyncio.wait_for(bus.subscribed.wait(), 10)
         assert await bus.publish("chan-b", b"again") == 1
         assert await asyncio.wait_for(got.get(), 5) == b"again"

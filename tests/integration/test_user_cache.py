@@ -3,7 +3,7 @@ login, overwritten on deactivation, and a deactivation that cannot reach the cac
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from servicekit.bus import InMemoryBus
 from servicekit.cache import RedisCache
 from servicekit.errors import ServiceUnavailable
 from servicekit.redis import create_redis
-from tests.support.backing import PrivateRedis
+from tests.support.backing import PrivateRedis, private_redis
 from tests.support.deployments import single_process_settings
 from user_service.core.state import UserServiceState
 from user_service.errors import InvalidCredentials
@@ -25,8 +25,8 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[PrivateRedis]:
-    with PrivateRedis() as redis_server:
+async def server() -> AsyncIterator[PrivateRedis]:
+    async with private_redis() as redis_server:
         yield redis_server
 
 
@@ -94,12 +94,12 @@ async def test_deactivation_fails_whole_when_redis_is_down(
     state: UserServiceState, redis: Redis, server: PrivateRedis
 ) -> None:
     user_id = await _register(state)
-    server.stop()
+    await server.stop()
     try:
         with pytest.raises(ServiceUnavailable):
             await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
     finally:
-        server.start()
+        await server.start()
     # Nothing changed: the account is still active in the database and can log in.
     user = await user_service.get_active_user(state.new_uow(), user_id=user_id)
     assert user.is_active
