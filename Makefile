@@ -71,3 +71,16 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+## Benchmarks (never part of `make test`): `make bench`, `make bench-quick`, `make bench ARGS=...`
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+.PHONY: bench bench-quick
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m bench --quick $(ARGS)

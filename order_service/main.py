@@ -66,6 +66,7 @@ async def build_order_service(
                 settings.database_url,
                 application_name=settings.service_name,
                 pool_size=settings.db_pool_size,
+                pre_ping=settings.db_pool_pre_ping,
             )
             stack.push_async_callback(engine.dispose)
         if settings.migrate_on_start:
@@ -121,6 +122,7 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         settings.database_url,
         application_name=settings.service_name,
         pool_size=settings.db_pool_size,
+        pre_ping=settings.db_pool_pre_ping,
     )
     redis = create_redis(
         settings.redis_host,

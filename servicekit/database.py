@@ -37,10 +37,18 @@ def create_engine(
     *,
     application_name: str,
     pool_size: int = 10,
+    pre_ping: bool = False,
     connect_timeout: float = 3.0,
     statement_timeout: float = 10.0,
 ) -> AsyncEngine:
-    """An async engine whose every wait is bounded, so a dead database answers fast."""
+    """An async engine whose every wait is bounded, so a dead database answers fast.
+
+    A database restart heals by itself without ``pre_ping``: the first statement on a
+    dead pooled connection fails as a disconnect (a 503), and SQLAlchemy then invalidates
+    every connection of the pool opened before it, so the next checkouts connect afresh. That
+    costs each process one failed request (those in flight) per restart. ``pre_ping``
+    avoids even those with a ``SELECT 1`` round trip on every checkout, that is on every
+    transaction of every request."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         # One connection: transactions queue in the pool instead of failing with SQLITE_BUSY.
@@ -58,7 +66,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=connect_timeout,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         connect_args={
             "timeout": connect_timeout,

@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     db_pool_size: int = Field(10, ge=1, le=200)
+    # A round trip per transaction to spare the requests in flight at a database restart.
+    db_pool_pre_ping: bool = False
     migrate_on_start: bool = True
     # Tokens: minted by the user service, checked by both.
     jwt_issuer: str = "user-service"

@@ -6,6 +6,9 @@ Header members that point elsewhere for a key (``jku``, ``x5u``, ``jwk``) are ne
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,15 +48,54 @@ class StaticKeySource:
 
 
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway: int = 5) -> None:
+    """Verifies ES256 access tokens, and remembers the ones it accepted.
+
+    A client sends the same token with every request for its whole life, and an ES256
+    check costs far more than the rest of a small request's own work. So the claims of an
+    accepted token are kept, keyed by the token's exact text, for at most ``remember_seconds``
+    and never past its ``exp``. Only accepted tokens are kept: a forged or unknown one pays
+    the full check every time. The trade-off: a signing key withdrawn from the key source
+    stops accepting its tokens only after ``remember_seconds``.
+    """
+
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: int = 5,
+        remember_seconds: float = 60.0,
+        remember_max: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
+        self._remember_seconds = remember_seconds
+        self._remember_max = remember_max
+        self._now = clock
+        self._accepted: OrderedDict[str, tuple[float, AccessClaims]] = OrderedDict()
 
     async def verify(self, token: str) -> AccessClaims:
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("token too long")
+        remembered = self._accepted.get(token)
+        if remembered is not None:
+            valid_until, claims = remembered
+            if self._now() < valid_until:
+                return claims
+            del self._accepted[token]
+        claims = await self._verify_signed(token)
+        if self._remember_seconds > 0:
+            valid_until = min(self._now() + self._remember_seconds, float(claims.expires_at))
+            self._accepted[token] = (valid_until, claims)
+            if len(self._accepted) > self._remember_max:
+                self._accepted.popitem(last=False)
+        return claims
+
+    async def _verify_signed(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

@@ -56,6 +56,7 @@ async def build_user_service(
                 settings.database_url,
                 application_name=settings.service_name,
                 pool_size=settings.db_pool_size,
+                pre_ping=settings.db_pool_pre_ping,
             )
             stack.push_async_callback(engine.dispose)
         if settings.migrate_on_start:
@@ -102,6 +103,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         settings.database_url,
         application_name=settings.service_name,
         pool_size=settings.db_pool_size,
+        pre_ping=settings.db_pool_pre_ping,
     )
     redis = create_redis(
         settings.redis_host,

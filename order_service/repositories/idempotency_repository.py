@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from typing import cast
 
-from sqlalchemy import delete, select, text, tuple_
+from sqlalchemy import Table, delete, insert, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.models import IdempotencyRecord
 
 LockKey = tuple[uuid.UUID, str]
+_INSERT_RECORD = insert(cast(Table, IdempotencyRecord.__table__))
 
 
 class KeyLocks:
@@ -59,8 +61,19 @@ class IdempotencyRepository:
     async def get(self, user_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
         return await self._session.get(IdempotencyRecord, (user_id, key))
 
-    def add(self, record: IdempotencyRecord) -> None:
-        self._session.add(record)
+    async def add(self, record: IdempotencyRecord) -> None:
+        """A Core INSERT in the order's transaction (no unit-of-work flush for a new row)."""
+        await self._session.execute(
+            _INSERT_RECORD,
+            {
+                "user_id": record.user_id,
+                "key": record.key,
+                "fingerprint": record.fingerprint,
+                "order_id": record.order_id,
+                "created_at": record.created_at,
+                "expires_at": record.expires_at,
+            },
+        )
 
     async def remove(self, record: IdempotencyRecord) -> None:
         await self._session.delete(record)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from order_service.models import Order
+from order_service.models import Order, OrderLine
+
+_INSERT_ORDER = insert(cast(Table, Order.__table__))
+_INSERT_LINE = insert(cast(Table, OrderLine.__table__))
 
 
 class OrderRepository:
@@ -17,8 +21,34 @@ class OrderRepository:
         self._session = session
 
     async def add(self, order: Order) -> None:
-        self._session.add(order)
-        await self._session.flush()
+        """Two Core INSERTs (the lines as one executemany) instead of a unit-of-work flush:
+        the order is new, so there is nothing for the ORM to track. ``order`` stays
+        transient; it is what the caller returns."""
+        await self._session.execute(
+            _INSERT_ORDER,
+            {
+                "id": order.id,
+                "user_id": order.user_id,
+                "status": order.status,
+                "currency": order.currency,
+                "total": order.total,
+                "created_at": order.created_at,
+                "updated_at": order.updated_at,
+            },
+        )
+        await self._session.execute(
+            _INSERT_LINE,
+            [
+                {
+                    "order_id": order.id,
+                    "position": line.position,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                }
+                for line in order.lines
+            ],
+        )
 
     async def get_for_user(
         self, order_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False

@@ -15,18 +15,24 @@ from servicekit.web import bearer_claims
 STATE_KEY = "order_service"
 
 
-def get_state(request: Request) -> OrderServiceState:
+def state_of(request: Request) -> OrderServiceState:
     state: OrderServiceState = getattr(request.state, STATE_KEY)
     return state
+
+
+# Every dependency here is ``async def`` although none awaits: FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hop on every request for a few attribute reads.
+async def get_state(request: Request) -> OrderServiceState:
+    return state_of(request)
 
 
 State = Annotated[OrderServiceState, Depends(get_state)]
 
 
-def token_user_id(
+async def token_user_id(
     claims: Annotated[
         AccessClaims,
-        Depends(bearer_claims(lambda r: get_state(r).token_verifier, token_url="/auth/token")),
+        Depends(bearer_claims(lambda r: state_of(r).token_verifier, token_url="/auth/token")),
     ],
 ) -> uuid.UUID:
     try:

@@ -116,7 +116,7 @@ async def place_order(
         )
         await uow.orders.add(order)
         if idempotency_key is not None:
-            uow.idempotency.add(
+            await uow.idempotency.add(
                 IdempotencyRecord(
                     user_id=user_id,
                     key=idempotency_key,

@@ -136,7 +136,7 @@ async def test_expired_keys_are_purged(new_uow: NewUow) -> None:
     now = utc_now()
     async with new_uow() as uow:
         for n, expires_at in enumerate([now - dt.timedelta(hours=1), now + dt.timedelta(hours=1)]):
-            uow.idempotency.add(
+            await uow.idempotency.add(
                 IdempotencyRecord(
                     user_id=user_id,
                     key=f"k{n}",

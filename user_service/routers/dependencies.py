@@ -18,19 +18,25 @@ from user_service.errors import InvalidServiceCredential
 STATE_KEY = "user_service"
 
 
-def get_state(request: Request) -> UserServiceState:
+def state_of(request: Request) -> UserServiceState:
     state: UserServiceState = getattr(request.state, STATE_KEY)
     return state
+
+
+# Every dependency here is ``async def`` although none awaits: FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hop on every request for a few attribute reads.
+async def get_state(request: Request) -> UserServiceState:
+    return state_of(request)
 
 
 State = Annotated[UserServiceState, Depends(get_state)]
 Claims = Annotated[
     AccessClaims,
-    Depends(bearer_claims(lambda r: get_state(r).token_verifier, token_url="/auth/token")),
+    Depends(bearer_claims(lambda r: state_of(r).token_verifier, token_url="/auth/token")),
 ]
 
 
-def current_user_id(claims: Claims) -> uuid.UUID:
+async def current_user_id(claims: Claims) -> uuid.UUID:
     try:
         return uuid.UUID(claims.subject)
     except ValueError:
@@ -42,7 +48,7 @@ CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
 _service_bearer = HTTPBearer(auto_error=False, scheme_name="ServiceCredential")
 
 
-def require_service_credential(
+async def require_service_credential(
     state: State,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_service_bearer)],
 ) -> None:

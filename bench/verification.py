@@ -1,0 +1,106 @@
+"""User verification on its own, in microseconds, beside a raw Redis round trip.
+
+Calls the Order Service's real adapter (``CachedBusUserVerifier`` over ``RedisCache`` and
+``RedisBus``, and ``HttpUserVerifier``) against the running distributed user service:
+- raw: one ``GET`` on the same Redis client, the floor of any cache read;
+- cache hit: ``verify`` with ``user:{id}`` present;
+- pub/sub: ``verify`` after the key was deleted (untimed), so the answer comes on the bus;
+- HTTP fallback: the internal endpoint of the user service.
+The four are measured in interleaved rounds, so that noise on the machine hits them alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import uvloop
+
+from contracts import user_cache_key
+from order_service.core.user_verification import CachedBusUserVerifier, HttpUserVerifier
+from servicekit.bus import RedisBus
+from servicekit.cache import RedisCache
+from servicekit.redis import create_redis
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+    return {
+        "n": len(ordered),
+        "p50_us": round(statistics.median(ordered), 1),
+        "p90_us": pick(0.90),
+        "p99_us": pick(0.99),
+        "mean_us": round(statistics.fmean(ordered), 1),
+    }
+
+
+async def _time(call: Callable[..., Awaitable[Any]], *args: Any) -> float:
+    started = time.perf_counter_ns()
+    await call(*args)
+    return (time.perf_counter_ns() - started) / 1000
+
+
+async def _measure(
+    redis_port: int, user_service_url: str, internal_token: str, user_ids: list[str], rounds: int
+) -> dict[str, Any]:
+    redis = create_redis(
+        "127.0.0.1", redis_port, name="bench-verification", connect_timeout=1.0, timeout=1.0
+    )
+    bus = RedisBus(redis)
+    cache = RedisCache(redis)
+    verifier = CachedBusUserVerifier(cache, bus, timeout=1.0, fallback=None)
+    samples: dict[str, list[float]] = {
+        "raw_redis_get": [],
+        "cache_hit": [],
+        "pubsub": [],
+        "http": [],
+    }
+    async with httpx.AsyncClient(base_url=user_service_url, timeout=2.0) as http:
+        fallback = HttpUserVerifier(http, token=internal_token)
+        await bus.start()
+        try:
+            ids = [uuid.UUID(u) for u in user_ids]
+            keys = [user_cache_key(u) for u in ids]
+            # Warm every path (connections, caches of the services) before timing.
+            for user_id in ids:
+                await fallback.verify(user_id)
+                await verifier.verify(user_id)
+
+            async def from_cache(user_id: uuid.UUID) -> None:
+                check = await verifier.verify(user_id)
+                assert check.source == "cache", check
+
+            async def from_bus(user_id: uuid.UUID) -> None:
+                check = await verifier.verify(user_id)
+                assert check.source == "bus", check
+
+            for n in range(rounds):
+                user_id, key = ids[n % len(ids)], keys[n % len(ids)]
+                samples["raw_redis_get"].append(await _time(redis.get, key))
+                samples["cache_hit"].append(await _time(from_cache, user_id))
+                await redis.delete(key)  # untimed: the next call must go to the bus
+                samples["pubsub"].append(await _time(from_bus, user_id))
+                samples["http"].append(await _time(fallback.verify, user_id))
+        finally:
+            await bus.close()
+            await redis.aclose()
+    result = {name: _summary(values) for name, values in samples.items()}
+    floor = result["raw_redis_get"]["p50_us"]
+    for name in ("cache_hit", "pubsub", "http"):
+        result[name]["ratio_to_raw_p50"] = round(result[name]["p50_us"] / floor, 2)
+    return result
+
+
+def measure_verification(
+    redis_port: int, user_service_url: str, internal_token: str, user_ids: list[str], rounds: int
+) -> dict[str, Any]:
+    """Run on uvloop, the loop the services run on."""
+    return uvloop.run(_measure(redis_port, user_service_url, internal_token, user_ids, rounds))
