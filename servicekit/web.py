@@ -69,6 +69,9 @@ def bearer_claims(
     async def claims(
         request: Request, token: Annotated[str | None, Depends(scheme)]
     ) -> AccessClaims:
+        if len(request.headers.getlist("authorization")) > 1:
+            # Which one counts would depend on who reads them (a proxy may take the last).
+            raise InvalidToken("Send exactly one Authorization header.")
         if token is None:
             if request.headers.get("authorization"):
                 raise InvalidToken("The Authorization header is not a bearer token.")

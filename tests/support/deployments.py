@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.main import create_app, sqlite_url
 from order_service.core.config import OrderSettings
+from user_service.core.auth import DEV_KEY_FILE
 from user_service.core.config import UserSettings
 
 INTERNAL_TOKEN = "internal-" + secrets.token_urlsafe(24)
@@ -28,6 +29,8 @@ class Deployment:
     users: httpx.AsyncClient
     orders: httpx.AsyncClient
     internal_token: str
+    # Known keys: "signing_key_pem" (bytes), the user service's private key, for tests that
+    # must forge tokens with a valid signature to prove that a claim alone is checked.
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,7 +58,10 @@ async def single(tmp: Path, **overrides: Any) -> AsyncIterator[Deployment]:
     async with app.router.lifespan_context(app) as state:
         transport = httpx.ASGITransport(app=with_lifespan_state(app, dict(state or {})))
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            yield Deployment("single", client, client, INTERNAL_TOKEN, {"app": app})
+            key = (tmp / DEV_KEY_FILE).read_bytes()
+            yield Deployment(
+                "single", client, client, INTERNAL_TOKEN, {"app": app, "signing_key_pem": key}
+            )
 
 
 DEPLOYMENTS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[Deployment]]] = {
