@@ -22,6 +22,13 @@ class UserSettings(ServiceSettings):
     argon2_memory_kib: int = Field(OWASP_ARGON2_MEMORY_KIB, ge=OWASP_ARGON2_MEMORY_KIB)
     argon2_time_cost: int = Field(OWASP_ARGON2_TIME_COST, ge=OWASP_ARGON2_TIME_COST)
     password_hash_concurrency: int = Field(max(1, (os.cpu_count() or 2) - 1), ge=1, le=64)
+    # Login rate limits. Only failed logins count per account (normalized email); every
+    # attempt counts per client address (the ASGI client host: behind a proxy that needs
+    # trusted-proxy handling, X-Forwarded-For is not trusted).
+    login_max_failures_per_account: int = Field(10, ge=1, le=10_000)
+    login_window_seconds: int = Field(900, ge=1, le=86_400)
+    login_max_attempts_per_address: int = Field(100, ge=1, le=1_000_000)
+    login_address_window_seconds: int = Field(60, ge=1, le=86_400)
 
 
 PASSWORD_MAX_LENGTH = 128
