@@ -53,7 +53,7 @@ def create_base_app(
         version=version,
         description=description,
         lifespan=lifespan,
-        responses=problem_responses(413, 422, 500, 503),
+        responses=problem_responses(400, 413, 422, 500, 503),
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)

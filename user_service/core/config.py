@@ -8,13 +8,15 @@ from pydantic import Field, SecretStr
 
 from servicekit.settings import ServiceSettings
 
+PASSWORD_MIN_LENGTH = 15  # the default of PASSWORD_MIN_LENGTH
+PASSWORD_MAX_LENGTH = 128
 OWASP_ARGON2_MEMORY_KIB = 19 * 1024
 OWASP_ARGON2_TIME_COST = 2
 
 
 class UserSettings(ServiceSettings):
     service_name: str = "user-service"
-    password_min_length: int = Field(15, ge=8, le=128)
+    password_min_length: int = Field(PASSWORD_MIN_LENGTH, ge=8, le=128)
     access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
     jwt_private_key: SecretStr | None = Field(
         None, description="PEM of the EC P-256 signing key; a development key is made if unset"
@@ -29,6 +31,3 @@ class UserSettings(ServiceSettings):
     login_window_seconds: int = Field(900, ge=1, le=86_400)
     login_max_attempts_per_address: int = Field(100, ge=1, le=1_000_000)
     login_address_window_seconds: int = Field(60, ge=1, le=86_400)
-
-
-PASSWORD_MAX_LENGTH = 128
