@@ -18,12 +18,17 @@ Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 
 
-# Money comes in as a decimal string only (a JSON number would pass through a float in many
-# clients): up to 8 integer digits without leading zeros, up to 4 decimals.
+# Money comes in as a decimal string ("12.50": up to 8 integer digits without leading zeros,
+# up to 4 decimals) or, as the API always took, a JSON number with at most 4 decimals. The
+# document states both forms, so that nothing it allows is refused for its shape.
 MONEY_PATTERN = r"(0|[1-9][0-9]{0,7})(\.[0-9]{1,4})?"
 
 
 def _money_text(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal string such as '12.50'")
+    if isinstance(value, int | float):
+        return value
     if not isinstance(value, str) or re.fullmatch(MONEY_PATTERN, value) is None:
         raise ValueError("must be a decimal string such as '12.50', at most 4 decimals")
     return value
@@ -32,8 +37,19 @@ def _money_text(value: object) -> object:
 MoneyIn = Annotated[
     Decimal,
     BeforeValidator(_money_text),
+    Field(ge=0, max_digits=12, decimal_places=4, allow_inf_nan=False),
     WithJsonSchema(
-        {"type": "string", "pattern": f"^{MONEY_PATTERN}$", "examples": ["12.50"]},
+        {
+            "anyOf": [
+                {"type": "string", "pattern": f"^{MONEY_PATTERN}$", "examples": ["12.50"]},
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 99999999.9999,
+                    "multipleOf": 0.0001,
+                },
+            ]
+        },
         mode="validation",
     ),
 ]

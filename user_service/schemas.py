@@ -20,9 +20,11 @@ Password = Annotated[
         json_schema_extra={"minLength": PASSWORD_MIN_LENGTH},
     ),
 ]
-# Surrounding spaces are dropped; at least one other character must remain.
+# Surrounding spaces are dropped; at least one other character must remain. The class lists
+# what Python's strip() drops, spelled so that JSON Schema (ECMA) regexes read it alike.
+NOT_SPACE = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 FullName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"\S")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_SPACE)
 ]
 
 
