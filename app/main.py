@@ -26,6 +26,7 @@ from servicekit.bus import InMemoryBus
 from servicekit.cache import InMemoryCache
 from servicekit.database import create_engine, database_check
 from servicekit.logs import configure_logging
+from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.settings import load_settings
 from servicekit.tokens import StaticKeySource
 from servicekit.web import create_base_app, health_router
@@ -89,7 +90,13 @@ def create_app(
             stack.push_async_callback(user_engine.dispose)
             stack.push_async_callback(order_engine.dispose)
             users = await stack.enter_async_context(
-                build_user_service(user_settings, cache=cache, bus=bus, engine=user_engine)
+                build_user_service(
+                    user_settings,
+                    cache=cache,
+                    bus=bus,
+                    limiter=InMemoryRateLimiter(),
+                    engine=user_engine,
+                )
             )
             keys = StaticKeySource({key.kid: key.public_key for key in users.signing_keys})
             orders = await stack.enter_async_context(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from order_service.models import Order
 from order_service.services.pricing import format_money, line_total
@@ -17,6 +18,43 @@ Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 
 
+# Money comes in as a decimal string ("12.50": up to 8 integer digits without leading zeros,
+# up to 4 decimals) or, as the API always took, a JSON number with at most 4 decimals. The
+# document states both forms, so that nothing it allows is refused for its shape.
+MONEY_PATTERN = r"(0|[1-9][0-9]{0,7})(\.[0-9]{1,4})?"
+
+
+def _money_text(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal string such as '12.50'")
+    if isinstance(value, int | float):
+        return value
+    if not isinstance(value, str) or re.fullmatch(MONEY_PATTERN, value) is None:
+        raise ValueError("must be a decimal string such as '12.50', at most 4 decimals")
+    return value
+
+
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_money_text),
+    Field(ge=0, max_digits=12, decimal_places=4, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": f"^{MONEY_PATTERN}$", "examples": ["12.50"]},
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 99999999.9999,
+                    "multipleOf": 0.0001,
+                },
+            ]
+        },
+        mode="validation",
+    ),
+]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -24,9 +62,7 @@ class _Body(BaseModel):
 class OrderItemCreate(_Body):
     sku: Sku
     quantity: Annotated[int, Field(ge=1, le=10_000)]
-    unit_price: Annotated[
-        Decimal, Field(ge=0, max_digits=12, decimal_places=4, allow_inf_nan=False)
-    ]
+    unit_price: MoneyIn
 
 
 class OrderCreate(_Body):

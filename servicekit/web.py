@@ -53,7 +53,7 @@ def create_base_app(
         version=version,
         description=description,
         lifespan=lifespan,
-        responses=problem_responses(413, 422, 500, 503),
+        responses=problem_responses(400, 413, 422, 500, 503),
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
@@ -69,6 +69,9 @@ def bearer_claims(
     async def claims(
         request: Request, token: Annotated[str | None, Depends(scheme)]
     ) -> AccessClaims:
+        if len(request.headers.getlist("authorization")) > 1:
+            # Which one counts would depend on who reads them (a proxy may take the last).
+            raise InvalidToken("Send exactly one Authorization header.")
         if token is None:
             if request.headers.get("authorization"):
                 raise InvalidToken("The Authorization header is not a bearer token.")

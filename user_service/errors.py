@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from servicekit.errors import Conflict, Forbidden, InvalidToken, Unauthorized, UnprocessableContent
+from servicekit.errors import (
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    TooManyRequests,
+    Unauthorized,
+    UnprocessableContent,
+)
 
 
 class EmailAlreadyRegistered(Conflict):
@@ -33,6 +40,11 @@ class WrongCurrentPassword(Forbidden):
 class ConcurrentUpdate(Conflict):
     code = "concurrent_update"
     detail = "The account was changed by another request; retry."
+
+
+class TooManyLoginAttempts(TooManyRequests):
+    code = "too_many_requests"
+    detail = "Too many login attempts; retry later."
 
 
 class InvalidServiceCredential(Unauthorized):

@@ -20,6 +20,7 @@ from servicekit.cache import Cache, RedisCache
 from servicekit.database import create_engine, create_session_factory, database_check
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
+from servicekit.ratelimit import RateLimiter, RedisRateLimiter
 from servicekit.redis import create_redis
 from servicekit.settings import load_settings
 from servicekit.tokens import StaticKeySource, TokenVerifier
@@ -46,7 +47,12 @@ def routers() -> list[APIRouter]:
 
 @contextlib.asynccontextmanager
 async def build_user_service(
-    settings: UserSettings, *, cache: Cache, bus: MessageBus, engine: AsyncEngine | None = None
+    settings: UserSettings,
+    *,
+    cache: Cache,
+    bus: MessageBus,
+    limiter: RateLimiter,
+    engine: AsyncEngine | None = None,
 ) -> AsyncIterator[UserServiceState]:
     """Everything the service needs, disposed in reverse order. Subscribes its bus consumer;
     the owner of the bus starts it."""
@@ -78,6 +84,7 @@ async def build_user_service(
             new_uow=lambda: UserUnitOfWork(sessions),
             cache=cache,
             hasher=hasher,
+            limiter=limiter,
             issuer=TokenIssuer(
                 key,
                 issuer=settings.jwt_issuer,
@@ -120,7 +127,13 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(redis.aclose)
             state = await stack.enter_async_context(
-                build_user_service(settings, cache=RedisCache(redis), bus=bus, engine=engine)
+                build_user_service(
+                    settings,
+                    cache=RedisCache(redis),
+                    bus=bus,
+                    limiter=RedisRateLimiter(redis),
+                    engine=engine,
+                )
             )
             await bus.start()
             stack.push_async_callback(bus.close)

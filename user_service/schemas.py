@@ -8,10 +8,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
 
-from user_service.core.config import PASSWORD_MAX_LENGTH
+from user_service.core.config import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
-Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# The policy's minimum is a setting, checked by the service (a 422 password_too_short that
+# names it); the document advertises the default, so that clients and fuzzers aim right.
+Password = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=PASSWORD_MAX_LENGTH,
+        json_schema_extra={"minLength": PASSWORD_MIN_LENGTH},
+    ),
+]
+# Surrounding spaces are dropped; at least one other character must remain. The class lists
+# what Python's strip() drops, spelled so that JSON Schema (ECMA) regexes read it alike.
+NOT_SPACE = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+FullName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_SPACE)
+]
 
 
 class _Body(BaseModel):
@@ -25,6 +39,21 @@ class UserCreate(_Body):
 
 
 class UserUpdate(_Body):
+    # The rules of ``_check``, stated in the OpenAPI document too.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["full_name"], "properties": {"full_name": {"type": "string"}}},
+                {"required": ["password"], "properties": {"password": {"type": "string"}}},
+            ],
+            "if": {"required": ["password"], "properties": {"password": {"type": "string"}}},
+            "then": {
+                "required": ["current_password"],
+                "properties": {"current_password": {"type": "string"}},
+            },
+        }
+    )
+
     full_name: FullName | None = None
     password: Password | None = None
     current_password: Annotated[str, Field(max_length=PASSWORD_MAX_LENGTH)] | None = None

@@ -28,5 +28,5 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
         if when.tzinfo is None:
             raise ValueError("naive")
         return when.astimezone(dt.UTC), uuid.UUID(order_id)
-    except (ValueError, UnicodeError, binascii.Error):
+    except (ValueError, UnicodeError, binascii.Error, OverflowError):
         raise InvalidCursor() from None

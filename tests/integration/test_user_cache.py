@@ -13,6 +13,7 @@ from contracts import CachedUser, user_cache_key
 from servicekit.bus import InMemoryBus
 from servicekit.cache import RedisCache
 from servicekit.errors import ServiceUnavailable
+from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.redis import create_redis
 from tests.support.backing import PrivateRedis, private_redis
 from tests.support.deployments import single_process_settings
@@ -40,7 +41,9 @@ async def redis(server: PrivateRedis) -> AsyncIterator[Redis]:
 @pytest.fixture
 async def state(redis: Redis, tmp_path: Path) -> AsyncIterator[UserServiceState]:
     settings, _ = single_process_settings(tmp_path)
-    async with build_user_service(settings, cache=RedisCache(redis), bus=InMemoryBus()) as built:
+    async with build_user_service(
+        settings, cache=RedisCache(redis), bus=InMemoryBus(), limiter=InMemoryRateLimiter()
+    ) as built:
         yield built
 
 

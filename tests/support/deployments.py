@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from app.main import create_app, sqlite_url
 from order_service.core.config import OrderSettings
 from tests.support.distributed import distributed_stack
+from user_service.core.auth import DEV_KEY_FILE
 from user_service.core.config import UserSettings
 
 INTERNAL_TOKEN = "internal-" + secrets.token_urlsafe(24)
@@ -32,6 +33,8 @@ class Deployment:
     users: httpx.AsyncClient
     orders: httpx.AsyncClient
     internal_token: str
+    # Known keys: "signing_key_pem" (bytes), the user service's private key, for tests that
+    # must forge tokens with a valid signature to prove that a claim alone is checked.
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,20 +62,33 @@ async def single(tmp: Path, **overrides: Any) -> AsyncIterator[Deployment]:
     async with app.router.lifespan_context(app) as state:
         transport = httpx.ASGITransport(app=with_lifespan_state(app, dict(state or {})))
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            yield Deployment("single", client, client, INTERNAL_TOKEN, {"app": app})
+            key = (tmp / DEV_KEY_FILE).read_bytes()
+            yield Deployment(
+                "single", client, client, INTERNAL_TOKEN, {"app": app, "signing_key_pem": key}
+            )
 
 
 @contextlib.asynccontextmanager
-async def distributed(tmp: Path) -> AsyncIterator[Deployment]:
+async def distributed(tmp: Path, **overrides: Any) -> AsyncIterator[Deployment]:
+    """Settings overrides become the services' environment variables."""
+    env = {name.upper(): str(value) for name, value in overrides.items()}
     async with (
-        distributed_stack(tmp, internal_token=INTERNAL_TOKEN) as stack,
+        distributed_stack(tmp, internal_token=INTERNAL_TOKEN, extra_env=env) as stack,
         httpx.AsyncClient(base_url=stack.user_service.url, timeout=10.0) as users,
         httpx.AsyncClient(base_url=stack.order_service.url, timeout=10.0) as orders,
     ):
-        yield Deployment("distributed", users, orders, INTERNAL_TOKEN, {"stack": stack})
+        key = (stack.folder / "data" / DEV_KEY_FILE).read_bytes()
+        yield Deployment(
+            "distributed",
+            users,
+            orders,
+            INTERNAL_TOKEN,
+            {"stack": stack, "signing_key_pem": key},
+        )
 
 
-DEPLOYMENTS: dict[str, Callable[[Path], contextlib.AbstractAsyncContextManager[Deployment]]] = {
+# Each factory takes a folder and settings overrides (field names of the services' settings).
+DEPLOYMENTS: dict[str, Callable[..., contextlib.AbstractAsyncContextManager[Deployment]]] = {
     "single": single,
     "distributed": distributed,
 }

@@ -8,13 +8,15 @@ from pydantic import Field, SecretStr
 
 from servicekit.settings import ServiceSettings
 
+PASSWORD_MIN_LENGTH = 15  # the default of PASSWORD_MIN_LENGTH
+PASSWORD_MAX_LENGTH = 128
 OWASP_ARGON2_MEMORY_KIB = 19 * 1024
 OWASP_ARGON2_TIME_COST = 2
 
 
 class UserSettings(ServiceSettings):
     service_name: str = "user-service"
-    password_min_length: int = Field(15, ge=8, le=128)
+    password_min_length: int = Field(PASSWORD_MIN_LENGTH, ge=8, le=128)
     access_token_ttl_seconds: int = Field(900, ge=60, le=86_400)
     jwt_private_key: SecretStr | None = Field(
         None, description="PEM of the EC P-256 signing key; a development key is made if unset"
@@ -22,6 +24,10 @@ class UserSettings(ServiceSettings):
     argon2_memory_kib: int = Field(OWASP_ARGON2_MEMORY_KIB, ge=OWASP_ARGON2_MEMORY_KIB)
     argon2_time_cost: int = Field(OWASP_ARGON2_TIME_COST, ge=OWASP_ARGON2_TIME_COST)
     password_hash_concurrency: int = Field(max(1, (os.cpu_count() or 2) - 1), ge=1, le=64)
-
-
-PASSWORD_MAX_LENGTH = 128
+    # Login rate limits. Only failed logins count per account (normalized email); every
+    # attempt counts per client address (the ASGI client host: behind a proxy that needs
+    # trusted-proxy handling, X-Forwarded-For is not trusted).
+    login_max_failures_per_account: int = Field(10, ge=1, le=10_000)
+    login_window_seconds: int = Field(900, ge=1, le=86_400)
+    login_max_attempts_per_address: int = Field(100, ge=1, le=1_000_000)
+    login_address_window_seconds: int = Field(60, ge=1, le=86_400)

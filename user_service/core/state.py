@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from servicekit.cache import Cache
+from servicekit.ratelimit import RateLimiter
 from servicekit.tokens import TokenVerifier
 from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
 from user_service.core.config import UserSettings
@@ -18,6 +19,7 @@ class UserServiceState:
     new_uow: Callable[[], UserUnitOfWork]
     cache: Cache
     hasher: PasswordHasher
+    limiter: RateLimiter
     issuer: TokenIssuer
     token_verifier: TokenVerifier
     signing_keys: tuple[SigningKey, ...]

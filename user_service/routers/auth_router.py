@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 
 from contracts import INTERNAL_VERIFICATION_PATH, JWKS_PATH
 from servicekit.web import problem_responses
@@ -16,9 +16,12 @@ from user_service.services import user_service
 router = APIRouter()
 
 
-@router.post("/auth/token", tags=["auth"], operation_id="log_in", responses=problem_responses(401))
+@router.post(
+    "/auth/token", tags=["auth"], operation_id="log_in", responses=problem_responses(401, 429)
+)
 async def log_in(
     state: State,
+    request: Request,
     response: Response,
     username: Annotated[str, Form(max_length=320)],
     password: Annotated[str, Form(max_length=1024)],
@@ -26,14 +29,26 @@ async def log_in(
     client_id: Annotated[str | None, Form(max_length=100)] = None,
     scope: Annotated[str, Form(max_length=1000)] = "",
 ) -> AccessToken:
-    issued = await user_service.authenticate(
+    settings = state.settings
+    issued = await user_service.log_in(
         state.new_uow(),
         state.cache,
         state.hasher,
         state.issuer,
+        state.limiter,
         email=username,
         password=password,
         client_id=client_id or "public",
+        # The peer of the connection. Behind a reverse proxy this is the proxy: it would need
+        # trusted-proxy handling (e.g. uvicorn --forwarded-allow-ips); X-Forwarded-For from
+        # anyone else is never trusted.
+        client_address=request.client.host if request.client else "unknown",
+        limits=user_service.LoginLimits(
+            max_failures_per_account=settings.login_max_failures_per_account,
+            window_seconds=settings.login_window_seconds,
+            max_attempts_per_address=settings.login_max_attempts_per_address,
+            address_window_seconds=settings.login_address_window_seconds,
+        ),
     )
     response.headers["Cache-Control"] = "no-store"
     return AccessToken(access_token=issued.access_token, expires_in=issued.expires_in)

@@ -7,6 +7,7 @@ reported done until the cache says so, or an order could slip through for up to 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from contracts import USER_CACHE_TTL_SECONDS, CachedUser, user_cache_key
 from servicekit.cache import Cache
 from servicekit.database import utc_now
 from servicekit.errors import ServiceUnavailable
+from servicekit.ratelimit import RateLimiter
 from user_service.core.auth import PasswordHasher, TokenIssuer, normalize_password
 from user_service.core.database import UserUnitOfWork
 from user_service.errors import (
@@ -25,6 +27,7 @@ from user_service.errors import (
     ConcurrentUpdate,
     InvalidCredentials,
     PasswordTooShort,
+    TooManyLoginAttempts,
     WrongCurrentPassword,
 )
 from user_service.models import User
@@ -42,6 +45,14 @@ class IssuedToken:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginLimits:
+    max_failures_per_account: int
+    window_seconds: int
+    max_attempts_per_address: int
+    address_window_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class UserStatus:
     user_id: uuid.UUID
     exists: bool
@@ -53,7 +64,8 @@ def normalize_email(email: str) -> str:
 
 
 def check_password_policy(password: str, *, min_length: int) -> None:
-    if len(normalize_password(password)) < min_length:
+    # Both as typed (what the OpenAPI document's minLength counts) and as normalized.
+    if min(len(password), len(normalize_password(password))) < min_length:
         raise PasswordTooShort(f"The password must have at least {min_length} characters.")
 
 
@@ -112,6 +124,51 @@ async def authenticate(
     await refresh_cached_user(cache, user)
     token = issuer.issue(user.id, client_id=client_id)
     return IssuedToken(access_token=token, expires_in=issuer.ttl_seconds, user=user)
+
+
+async def log_in(
+    uow: UserUnitOfWork,
+    cache: Cache,
+    hasher: PasswordHasher,
+    issuer: TokenIssuer,
+    limiter: RateLimiter,
+    *,
+    email: str,
+    password: str,
+    client_id: str,
+    client_address: str,
+    limits: LoginLimits,
+) -> IssuedToken:
+    """``authenticate`` behind two brakes, both checked before any argon2 work:
+
+    - per client address, every attempt counts (a high threshold against one noisy source);
+    - per account, only failures count, so nobody's failures on another account slow a
+      login down, and a correct password cannot unlock an account that is being guessed.
+
+    The account key is a digest of the normalized email, known or not: a 429 reveals nothing
+    about which emails have accounts."""
+    by_address = await limiter.hit(
+        f"login:address:{client_address}",
+        limit=limits.max_attempts_per_address,
+        window_seconds=limits.address_window_seconds,
+    )
+    if not by_address.allowed:
+        raise TooManyLoginAttempts(retry_after=by_address.retry_after)
+    account_key = "login:account:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()
+    by_account = await limiter.peek(
+        account_key, limit=limits.max_failures_per_account, window_seconds=limits.window_seconds
+    )
+    if not by_account.allowed:
+        raise TooManyLoginAttempts(retry_after=by_account.retry_after)
+    try:
+        return await authenticate(
+            uow, cache, hasher, issuer, email=email, password=password, client_id=client_id
+        )
+    except InvalidCredentials:
+        await limiter.hit(
+            account_key, limit=limits.max_failures_per_account, window_seconds=limits.window_seconds
+        )
+        raise
 
 
 async def _store_rehash(uow: UserUnitOfWork, seen: User, new_hash: str) -> User:

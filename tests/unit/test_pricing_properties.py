@@ -1,0 +1,65 @@
+"""Money arithmetic, by property: exact Decimals, never a float, formatting that round-trips."""
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from order_service.services.pricing import SCALE, format_money, line_total, order_total
+
+# What the API accepts: unit_price >= 0 with at most 12 digits, 4 of them decimals.
+prices = st.decimals(
+    min_value=Decimal(0),
+    max_value=Decimal("99999999.9999"),
+    places=4,
+    allow_nan=False,
+    allow_infinity=False,
+)
+quantities = st.integers(min_value=1, max_value=10_000)
+lines = st.lists(st.tuples(quantities, prices), min_size=1, max_size=100)
+
+
+@given(quantities, prices)
+def test_line_total_is_the_exact_product(quantity: int, price: Decimal) -> None:
+    total = line_total(quantity, price)
+    assert isinstance(total, Decimal)
+    assert total == price * quantity
+    assert total.as_tuple().exponent == -4
+
+
+@given(lines)
+def test_order_total_is_the_exact_sum_of_line_totals(items: list[tuple[int, Decimal]]) -> None:
+    total = order_total(items)
+    assert isinstance(total, Decimal)
+    assert total == sum((price * quantity for quantity, price in items), Decimal(0))
+    assert order_total(reversed(items)) == total
+
+
+@given(lines)
+def test_order_total_of_a_split_order_adds_up(items: list[tuple[int, Decimal]]) -> None:
+    half = len(items) // 2
+    assert order_total(items[:half]) + order_total(items[half:]) == order_total(items)
+
+
+@given(prices)
+def test_format_money_round_trips_exactly(amount: Decimal) -> None:
+    text = format_money(amount)
+    assert Decimal(text) == amount
+    whole, dot, fraction = text.partition(".")
+    assert dot == "."
+    assert whole.isdigit()
+    assert fraction.isdigit()
+    assert 2 <= len(fraction) <= 4
+    assert len(fraction) == 2 or not fraction.endswith("0")
+
+
+@given(lines)
+def test_formatted_totals_round_trip_exactly(items: list[tuple[int, Decimal]]) -> None:
+    total = order_total(items)
+    assert Decimal(format_money(total)) == total
+    assert "e" not in format_money(total).lower()
+
+
+def test_scale_is_four_places() -> None:
+    assert Decimal("0.0001") == SCALE
+    assert format_money(Decimal("12.5")) == "12.50"
