@@ -24,6 +24,7 @@ from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWo
 from order_service.core.state import OrderServiceState
 from order_service.core.user_verification import CachedBusUserVerifier, HttpUserVerifier
 from order_service.repositories.idempotency_repository import KeyLocks
+from order_service.repositories.order_writer import OrderWriter
 from order_service.routers import order_router
 from order_service.routers.dependencies import STATE_KEY
 from order_service.services import order_service
@@ -82,11 +83,14 @@ async def build_order_service(
         def new_uow() -> OrderUnitOfWork:
             return OrderUnitOfWork(sessions, locks)
 
+        writer = OrderWriter(engine)
+        stack.push_async_callback(writer.close)
         housekeeping = asyncio.create_task(_purge_keys_periodically(new_uow), name="purge-keys")
         stack.push_async_callback(_cancel, housekeeping)
         yield OrderServiceState(
             settings=settings,
             new_uow=new_uow,
+            writer=writer,
             users=CachedBusUserVerifier(
                 cache, bus, timeout=settings.user_verification_timeout, fallback=fallback
             ),

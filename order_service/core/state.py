@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from order_service.core.config import OrderSettings
 from order_service.core.database import OrderUnitOfWork
 from order_service.core.user_verification import UserVerifier
+from order_service.repositories.order_writer import OrderWriter
 from servicekit.tokens import TokenVerifier
 
 
@@ -16,4 +17,5 @@ class OrderServiceState:
     settings: OrderSettings
     new_uow: Callable[[], OrderUnitOfWork]
     users: UserVerifier
+    writer: OrderWriter
     token_verifier: TokenVerifier

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import cast
 
 from sqlalchemy import Table, and_, insert, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from order_service.models import Order, OrderLine
@@ -16,16 +17,12 @@ _INSERT_ORDER = insert(cast(Table, Order.__table__))
 _INSERT_LINE = insert(cast(Table, OrderLine.__table__))
 
 
-class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def add(self, order: Order) -> None:
-        """Two Core INSERTs (the lines as one executemany) instead of a unit-of-work flush:
-        the order is new, so there is nothing for the ORM to track. ``order`` stays
-        transient; it is what the caller returns."""
-        await self._session.execute(
-            _INSERT_ORDER,
+async def insert_orders(executor: AsyncSession | AsyncConnection, orders: Sequence[Order]) -> None:
+    """New orders and their lines as two Core INSERTs (each an executemany): the orders are
+    new, so there is nothing for the ORM to track; they stay transient."""
+    await executor.execute(
+        _INSERT_ORDER,
+        [
             {
                 "id": order.id,
                 "user_id": order.user_id,
@@ -34,21 +31,32 @@ class OrderRepository:
                 "total": order.total,
                 "created_at": order.created_at,
                 "updated_at": order.updated_at,
-            },
-        )
-        await self._session.execute(
-            _INSERT_LINE,
-            [
-                {
-                    "order_id": order.id,
-                    "position": line.position,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                }
-                for line in order.lines
-            ],
-        )
+            }
+            for order in orders
+        ],
+    )
+    await executor.execute(
+        _INSERT_LINE,
+        [
+            {
+                "order_id": order.id,
+                "position": line.position,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+            }
+            for order in orders
+            for line in order.lines
+        ],
+    )
+
+
+class OrderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, order: Order) -> None:
+        await insert_orders(self._session, [order])
 
     async def get_for_user(
         self, order_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False

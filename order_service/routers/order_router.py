@@ -43,6 +43,7 @@ async def create_order(
     placed = await order_service.place_order(
         state.new_uow(),
         state.users,
+        state.writer,
         user_id=user_id,
         currency=body.currency,
         lines=[

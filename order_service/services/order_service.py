@@ -26,6 +26,7 @@ from order_service.errors import (
     UserVerificationUnavailable,
 )
 from order_service.models import CANCELLED, PENDING, IdempotencyRecord, Order, OrderLine
+from order_service.repositories.order_writer import OrderWriter
 from order_service.services.pagination import decode_cursor, encode_cursor
 from order_service.services.pricing import format_money, order_total
 from servicekit.database import utc_now
@@ -74,6 +75,7 @@ def fingerprint(currency: str, lines: Sequence[LineInput]) -> str:
 async def place_order(
     uow: OrderUnitOfWork,
     users: UserVerifier,
+    writer: OrderWriter,
     *,
     user_id: uuid.UUID,
     currency: str,
@@ -83,51 +85,56 @@ async def place_order(
 ) -> PlacedOrder:
     await ensure_user_may_act(users, user_id)
     now = utc_now()
+    order = new_order(user_id=user_id, currency=currency, lines=lines, now=now)
+    if idempotency_key is None:
+        # No key to check: the order joins whatever batch is being committed now.
+        await writer.write(order)
+        return PlacedOrder(order=order, replayed=False)
     async with uow:
-        if idempotency_key is not None:
-            if not await uow.idempotency.try_lock(user_id, idempotency_key):
-                raise IdempotencyKeyInUse()
-            record = await uow.idempotency.get(user_id, idempotency_key)
-            if record is not None and record.expires_at > now:
-                if record.fingerprint != fingerprint(currency, lines):
-                    raise IdempotencyKeyReused()
-                replay = await uow.orders.get_for_user(record.order_id, user_id)
-                if replay is not None:
-                    return PlacedOrder(order=replay, replayed=True)
-            if record is not None:
-                await uow.idempotency.remove(record)
-        order = Order(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            status=PENDING,
-            currency=currency,
-            total=order_total((line.quantity, line.unit_price) for line in lines),
-            created_at=now,
-            updated_at=now,
-            lines=[
-                OrderLine(
-                    position=position,
-                    sku=line.sku,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                )
-                for position, line in enumerate(lines)
-            ],
-        )
+        if not await uow.idempotency.try_lock(user_id, idempotency_key):
+            raise IdempotencyKeyInUse()
+        record = await uow.idempotency.get(user_id, idempotency_key)
+        if record is not None and record.expires_at > now:
+            if record.fingerprint != fingerprint(currency, lines):
+                raise IdempotencyKeyReused()
+            replay = await uow.orders.get_for_user(record.order_id, user_id)
+            if replay is not None:
+                return PlacedOrder(order=replay, replayed=True)
+        if record is not None:
+            await uow.idempotency.remove(record)
         await uow.orders.add(order)
-        if idempotency_key is not None:
-            await uow.idempotency.add(
-                IdempotencyRecord(
-                    user_id=user_id,
-                    key=idempotency_key,
-                    fingerprint=fingerprint(currency, lines),
-                    order_id=order.id,
-                    created_at=now,
-                    expires_at=now + idempotency_ttl,
-                )
+        await uow.idempotency.add(
+            IdempotencyRecord(
+                user_id=user_id,
+                key=idempotency_key,
+                fingerprint=fingerprint(currency, lines),
+                order_id=order.id,
+                created_at=now,
+                expires_at=now + idempotency_ttl,
             )
+        )
         await uow.commit()
     return PlacedOrder(order=order, replayed=False)
+
+
+def new_order(
+    *, user_id: uuid.UUID, currency: str, lines: Sequence[LineInput], now: dt.datetime
+) -> Order:
+    return Order(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        status=PENDING,
+        currency=currency,
+        total=order_total((line.quantity, line.unit_price) for line in lines),
+        created_at=now,
+        updated_at=now,
+        lines=[
+            OrderLine(
+                position=position, sku=line.sku, quantity=line.quantity, unit_price=line.unit_price
+            )
+            for position, line in enumerate(lines)
+        ],
+    )
 
 
 async def list_orders(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWork
@@ -14,6 +15,7 @@ from order_service.core.user_verification import UserCheck
 from order_service.errors import OrderNotCancellable
 from order_service.models import IdempotencyRecord, Order, OrderLine
 from order_service.repositories.idempotency_repository import KeyLocks
+from order_service.repositories.order_writer import OrderWriter
 from order_service.services import order_service
 from servicekit.database import create_engine, create_session_factory, utc_now
 from servicekit.migrations import migrate
@@ -170,3 +172,43 @@ async def test_concurrent_cancels_let_exactly_one_win(new_uow: NewUow) -> None:
     winners = [r for r in results if isinstance(r, Order)]
     assert len(winners) == 1
     assert all(isinstance(r, OrderNotCancellable) for r in results if not isinstance(r, Order))
+
+
+@pytest.fixture
+def writer(engine: AsyncEngine) -> OrderWriter:
+    return OrderWriter(engine, max_batch=16)
+
+
+async def test_concurrent_orders_are_group_committed_every_one(
+    writer: OrderWriter, new_uow: NewUow
+) -> None:
+    user_id = uuid.uuid4()
+    orders = [_order(user_id, utc_now()) for _ in range(40)]
+    await asyncio.gather(*(writer.write(order) for order in orders))
+    async with new_uow() as uow:
+        stored = await uow.orders.list_for_user(user_id, limit=100)
+    assert sorted(o.id for o in stored) == sorted(o.id for o in orders)
+    assert all(len(o.lines) == 1 for o in stored)
+
+
+async def test_one_bad_order_does_not_fail_its_batch(writer: OrderWriter, new_uow: NewUow) -> None:
+    user_id = uuid.uuid4()
+    existing = _order(user_id, utc_now())
+    await writer.write(existing)
+    clash = _order(user_id, utc_now())
+    clash.id = existing.id  # a primary-key clash: this one order must fail, alone
+    good = [_order(user_id, utc_now()) for _ in range(5)]
+    results = await asyncio.gather(
+        *(writer.write(order) for order in [*good[:2], clash, *good[2:]]), return_exceptions=True
+    )
+    assert [isinstance(r, IntegrityError) for r in results] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+    ]
+    async with new_uow() as uow:
+        stored = await uow.orders.list_for_user(user_id, limit=100)
+    assert sorted(o.id for o in stored) == sorted(o.id for o in [existing, *good])
