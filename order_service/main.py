@@ -66,6 +66,8 @@ async def build_order_service(
                 settings.database_url,
                 application_name=settings.service_name,
                 pool_size=settings.db_pool_size,
+                connect_timeout=settings.db_connect_timeout,
+                statement_timeout=settings.db_statement_timeout,
             )
             stack.push_async_callback(engine.dispose)
         if settings.migrate_on_start:
@@ -121,6 +123,8 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         settings.database_url,
         application_name=settings.service_name,
         pool_size=settings.db_pool_size,
+        connect_timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
     )
     redis = create_redis(
         settings.redis_host,

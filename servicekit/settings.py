@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     db_pool_size: int = Field(10, ge=1, le=200)
+    # Bounds on every database wait: a dead or hung database answers 503 within them.
+    db_connect_timeout: float = Field(3.0, gt=0, le=60)
+    db_statement_timeout: float = Field(10.0, gt=0, le=300)
     migrate_on_start: bool = True
     # Tokens: minted by the user service, checked by both.
     jwt_issuer: str = "user-service"
