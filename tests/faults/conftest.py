@@ -19,7 +19,7 @@ import pytest
 from tests.support.api import Account, Api
 from tests.support.deployments import INTERNAL_TOKEN, Deployment
 from tests.support.distributed import DistributedStack, distributed_stack, postgres_address
-from tests.support.ledger import WARM_UP
+from tests.support.ledger import OUTSIDE_LOAD
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 
 
@@ -72,7 +72,7 @@ async def accounts(api: Api, count: int) -> list[Account]:
     service has the signing keys before any fault)."""
     made = [await api.account() for _ in range(count)]
     for account in made:
-        first = await api.create_order(account.token, key=f"{WARM_UP}{uuid.uuid4().hex}")
+        first = await api.create_order(account.token, key=f"{OUTSIDE_LOAD}{uuid.uuid4().hex}")
         assert first.status_code == 201, first.text
     return made
 

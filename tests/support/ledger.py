@@ -20,8 +20,8 @@ import httpx
 from tests.support.api import order_body
 from tests.support.load import Outcome, send_order
 
-# Keys of orders made before a fault test's load (warming caches up); the ledger skips them.
-WARM_UP = "warmup-"
+# Keys of orders a fault test makes besides its load (warming up, probes): the ledger skips them.
+OUTSIDE_LOAD = "outside-load-"
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ async def stored_orders(database_url: str, user_ids: Iterable[str]) -> list[Stor
             WHERE o.user_id = ANY($1::uuid[]) AND coalesce(r.key, '') NOT LIKE $2
             """,
             list(user_ids),
-            f"{WARM_UP}%",
+            f"{OUTSIDE_LOAD}%",
         )
     finally:
         await conn.close()

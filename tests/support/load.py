@@ -102,6 +102,19 @@ class OrderLoad:
             "slowest_s": round(max((o.seconds for o in self.outcomes), default=0.0), 2),
         }
 
+    async def run_phase(
+        self, phase: str, requests: int, *, status: int | None = None, within: float = PATIENCE
+    ) -> None:
+        """Tag requests started from now on with ``phase`` and wait until ``requests`` more of
+        them (with ``status``, if given) have ended in it."""
+        target = self.ended(phase, status) + requests
+        self.enter(phase)
+        await self.wait_for(
+            f"{requests} x {status or 'any'} in {phase}",
+            lambda run: run.ended(phase, status) >= target,
+            within,
+        )
+
     async def wait_for(
         self, description: str, done: Callable[[OrderLoad], bool], within: float = PATIENCE
     ) -> None:
