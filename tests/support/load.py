@@ -65,7 +65,7 @@ class OrderLoad:
     base_url: str
     accounts: Sequence[Account]
     concurrency: int = 6
-    max_requests: int = 400
+    max_requests: int = 2000
     max_seconds: float = 40.0
     timeout: float = CLIENT_TIMEOUT
     body: dict[str, Any] = field(default_factory=order_body)
@@ -156,8 +156,8 @@ class OrderLoad:
             self.outcomes.append(outcome)
             async with self._progress:
                 self._progress.notify_all()
-            if outcome.status is None:
-                # A refused connection returns at once; do not spin on it.
+            if not outcome.created:
+                # A refusal or a 503 returns at once; do not spin on it.
                 await asyncio.sleep(0.05)
 
     async def _run(self) -> None:
