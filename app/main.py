@@ -24,7 +24,7 @@ from order_service.main import routers as order_routers
 from order_service.routers.dependencies import STATE_KEY as ORDER_STATE
 from servicekit.bus import InMemoryBus
 from servicekit.cache import InMemoryCache
-from servicekit.database import create_engine, database_check
+from servicekit.database import create_service_engine, database_check
 from servicekit.logs import configure_logging
 from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.settings import load_settings
@@ -79,8 +79,8 @@ def create_app(
     if user_settings is None or order_settings is None:
         user_settings, order_settings = single_process_settings()
     configure_logging("app", user_settings.log_level)
-    user_engine = create_engine(user_settings.database_url, application_name="user-service")
-    order_engine = create_engine(order_settings.database_url, application_name="order-service")
+    user_engine = create_service_engine(user_settings)
+    order_engine = create_service_engine(order_settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:

@@ -30,7 +30,7 @@ from order_service.routers.dependencies import STATE_KEY
 from order_service.services import order_service
 from servicekit.bus import MessageBus, RedisBus
 from servicekit.cache import Cache, RedisCache
-from servicekit.database import create_engine, create_session_factory, database_check
+from servicekit.database import create_service_engine, create_session_factory, database_check
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
@@ -63,16 +63,12 @@ async def build_order_service(
     fallback (the single process, where the bus always has a listener)."""
     async with contextlib.AsyncExitStack() as stack:
         if engine is None:
-            engine = create_engine(
-                settings.database_url,
-                application_name=settings.service_name,
-                pool_size=settings.db_pool_size,
-                pre_ping=settings.db_pool_pre_ping,
-            )
+            engine = create_service_engine(settings)
             stack.push_async_callback(engine.dispose)
         if settings.migrate_on_start:
             await migrate(engine, MIGRATIONS, VERSION_TABLE)
         sessions = create_session_factory(engine)
+        lookups = create_session_factory(engine, read_only=True)
         locks = KeyLocks()
         fallback = (
             HttpUserVerifier(user_service, token=settings.internal_api_token.get_secret_value())
@@ -80,8 +76,8 @@ async def build_order_service(
             else None
         )
 
-        def new_uow() -> OrderUnitOfWork:
-            return OrderUnitOfWork(sessions, locks)
+        def new_uow(*, read_only: bool = False) -> OrderUnitOfWork:
+            return OrderUnitOfWork(lookups if read_only else sessions, locks)
 
         writer = OrderWriter(engine)
         stack.push_async_callback(writer.close)
@@ -122,12 +118,7 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
     """The distributed Order Service: Postgres, Redis and the user service from the environment."""
     settings = settings or load_settings(OrderSettings)
     configure_logging(settings.service_name, settings.log_level)
-    engine = create_engine(
-        settings.database_url,
-        application_name=settings.service_name,
-        pool_size=settings.db_pool_size,
-        pre_ping=settings.db_pool_pre_ping,
-    )
+    engine = create_service_engine(settings)
     redis = create_redis(
         settings.redis_host,
         settings.redis_port,

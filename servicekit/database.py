@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from servicekit.settings import ServiceSettings
 
 # Constraint names that migrations can rely on, the same on SQLite and Postgres.
 NAMING_CONVENTION = {
@@ -43,12 +46,11 @@ def create_engine(
 ) -> AsyncEngine:
     """An async engine whose every wait is bounded, so a dead database answers fast.
 
-    A database restart heals by itself without ``pre_ping``: the first statement on a
-    dead pooled connection fails as a disconnect (a 503), and SQLAlchemy then invalidates
-    every connection of the pool opened before it, so the next checkouts connect afresh. That
-    costs each process one failed request (those in flight) per restart. ``pre_ping``
-    avoids even those with a ``SELECT 1`` round trip on every checkout, that is on every
-    transaction of every request."""
+    A pooled connection that the server closed (a restart, a terminated backend) is dropped
+    at checkout with no round trip: the driver has already seen the socket close. What that
+    cannot see (a network path that died silently) fails its first statement as a
+    disconnect, a 503, and SQLAlchemy then invalidates every connection of the pool opened
+    before it. ``pre_ping`` checks even that, with a round trip on every checkout."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         # One connection: transactions queue in the pool instead of failing with SQLITE_BUSY.
@@ -61,7 +63,7 @@ def create_engine(
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -73,6 +75,28 @@ def create_engine(
             "command_timeout": statement_timeout,
             "server_settings": {"application_name": application_name},
         },
+    )
+    event.listen(engine.sync_engine.pool, "checkout", _drop_if_closed)
+    return engine
+
+
+def _drop_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        # The pool discards this connection and checks out (or opens) another.
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+def create_service_engine(settings: ServiceSettings) -> AsyncEngine:
+    """The engine a service's settings describe."""
+    return create_engine(
+        settings.database_url,
+        application_name=settings.service_name,
+        pool_size=settings.db_pool_size,
+        pre_ping=settings.db_pool_pre_ping,
+        connect_timeout=settings.db_connect_timeout,
+        statement_timeout=settings.db_statement_timeout,
     )
 
 
@@ -95,8 +119,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_session_factory(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for units of work. ``read_only`` ones run each statement on its own, with no
+    BEGIN and no ROLLBACK around it: two round trips fewer for a lookup."""
+    bind = engine.execution_options(isolation_level="AUTOCOMMIT") if read_only else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+U_co = TypeVar("U_co", bound="UnitOfWork", covariant=True)
+
+
+class UnitOfWorkFactory(Protocol[U_co]):
+    """Makes a unit of work; a ``read_only`` one only reads, one statement at a time."""
+
+    def __call__(self, *, read_only: bool = False) -> U_co: ...
 
 
 class UnitOfWork:

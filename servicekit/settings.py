@@ -22,6 +22,7 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
 
+    service_name: str = "service"
     database_url: str = Field(
         description="SQLAlchemy async URL (postgresql+asyncpg or sqlite+aiosqlite)"
     )
@@ -33,8 +34,12 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     db_pool_size: int = Field(10, ge=1, le=200)
-    # A round trip per transaction to spare the requests in flight at a database restart.
+    # A round trip per checkout, to catch even connections whose death the driver has not
+    # seen (closed ones are dropped at checkout anyway, without a round trip).
     db_pool_pre_ping: bool = False
+    # Bounds on every database wait: a dead or hung database answers 503 within them.
+    db_connect_timeout: float = Field(3.0, gt=0, le=60)
+    db_statement_timeout: float = Field(10.0, gt=0, le=300)
     migrate_on_start: bool = True
     # Tokens: minted by the user service, checked by both.
     jwt_issuer: str = "user-service"

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import VERIFY_USER_CHANNEL
 from servicekit.bus import MessageBus, RedisBus
 from servicekit.cache import Cache, RedisCache
-from servicekit.database import create_engine, create_session_factory, database_check
+from servicekit.database import create_service_engine, create_session_factory, database_check
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.ratelimit import RateLimiter, RedisRateLimiter
@@ -58,16 +58,16 @@ async def build_user_service(
     the owner of the bus starts it."""
     async with contextlib.AsyncExitStack() as stack:
         if engine is None:
-            engine = create_engine(
-                settings.database_url,
-                application_name=settings.service_name,
-                pool_size=settings.db_pool_size,
-                pre_ping=settings.db_pool_pre_ping,
-            )
+            engine = create_service_engine(settings)
             stack.push_async_callback(engine.dispose)
         if settings.migrate_on_start:
             await migrate(engine, MIGRATIONS, VERSION_TABLE)
         sessions = create_session_factory(engine)
+        lookups = create_session_factory(engine, read_only=True)
+
+        def new_uow(*, read_only: bool = False) -> UserUnitOfWork:
+            return UserUnitOfWork(lookups if read_only else sessions)
+
         key = (
             signing_key_from_pem(settings.jwt_private_key.get_secret_value().encode())
             if settings.jwt_private_key
@@ -81,7 +81,7 @@ async def build_user_service(
         stack.callback(hasher.close)
         state = UserServiceState(
             settings=settings,
-            new_uow=lambda: UserUnitOfWork(sessions),
+            new_uow=new_uow,
             cache=cache,
             hasher=hasher,
             limiter=limiter,
@@ -106,12 +106,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     """The distributed User Service: Postgres and Redis from the environment."""
     settings = settings or load_settings(UserSettings)
     configure_logging(settings.service_name, settings.log_level)
-    engine = create_engine(
-        settings.database_url,
-        application_name=settings.service_name,
-        pool_size=settings.db_pool_size,
-        pre_ping=settings.db_pool_pre_ping,
-    )
+    engine = create_service_engine(settings)
     redis = create_redis(
         settings.redis_host,
         settings.redis_port,

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from order_service.core.config import OrderSettings
 from order_service.core.database import OrderUnitOfWork
 from order_service.core.user_verification import UserVerifier
 from order_service.repositories.order_writer import OrderWriter
+from servicekit.database import UnitOfWorkFactory
 from servicekit.tokens import TokenVerifier
 
 
 @dataclass(frozen=True)
 class OrderServiceState:
     settings: OrderSettings
-    new_uow: Callable[[], OrderUnitOfWork]
+    new_uow: UnitOfWorkFactory[OrderUnitOfWork]
     users: UserVerifier
     writer: OrderWriter
     token_verifier: TokenVerifier

@@ -67,7 +67,7 @@ async def list_orders(
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> OrderPage:
     page = await order_service.list_orders(
-        state.new_uow(), state.users, user_id=user_id, limit=limit, cursor=cursor
+        state.new_uow(read_only=True), state.users, user_id=user_id, limit=limit, cursor=cursor
     )
     return OrderPage(items=[order_read(o) for o in page.orders], next_cursor=page.next_cursor)
 
@@ -75,7 +75,7 @@ async def list_orders(
 @router.get("/orders/{order_id}", operation_id="read_order", responses=problem_responses(404))
 async def read_order(order_id: uuid.UUID, state: State, user_id: TokenUserId) -> OrderRead:
     order = await order_service.get_order(
-        state.new_uow(), state.users, user_id=user_id, order_id=order_id
+        state.new_uow(read_only=True), state.users, user_id=user_id, order_id=order_id
     )
     return order_read(order)
 

@@ -34,6 +34,7 @@ import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
 
 from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, VERIFY_USER_CHANNEL
 
@@ -44,6 +45,12 @@ ORDER_DOCKERFILE = ROOT / "order_service" / "Dockerfile"
 ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
+
+
+def postgres_address(admin_dsn: str = ADMIN_DSN) -> tuple[str, int]:
+    """Host and port of the test Postgres server (what a fault-injecting proxy forwards to)."""
+    url = make_url(admin_dsn)
+    return url.host or "127.0.0.1", url.port or 5432
 
 
 def in_ci() -> bool:
@@ -268,9 +275,12 @@ class ScratchDatabases:
         run = uuid.uuid4().hex[:10]
         return cls(admin_dsn, f"test_{run}_user_service", f"test_{run}_order_service")
 
-    def url(self, database: str) -> str:
-        """The SQLAlchemy async URL of one of our databases, on the admin DSN's server."""
+    def url(self, database: str, *, via: str | None = None) -> str:
+        """The SQLAlchemy async URL of one of our databases, on the admin DSN's server, or
+        through ``via`` (``host:port`` of a proxy in front of that server)."""
         server = self.admin_dsn.split("://", 1)[1].rsplit("/", 1)[0]
+        if via is not None:
+            server = f"{server.rpartition('@')[0]}@{via}" if "@" in server else via
         return f"postgresql+asyncpg://{server}/{database}"
 
     @property
@@ -345,6 +355,8 @@ class DistributedStack:
     databases: ScratchDatabases
     internal_token: str
     extra_env: dict[str, str] = field(default_factory=dict)
+    # ``host:port`` the services reach Postgres through (a fault-injecting proxy), if not direct.
+    database_via: str | None = None
     user_services: list[ServiceProcess] = field(default_factory=list)
     order_services: list[ServiceProcess] = field(default_factory=list)
 
@@ -363,6 +375,10 @@ class DistributedStack:
     @property
     def order_database_url(self) -> str:
         return self.databases.order_url
+
+    def service_database_url(self, database: str) -> str:
+        """The URL a service is given: through ``database_via`` when set."""
+        return self.databases.url(database, via=self.database_via)
 
     def _common_env(self) -> dict[str, str]:
         env = {
@@ -385,12 +401,13 @@ class DistributedStack:
         return env
 
     def user_env(self, **overrides: str) -> dict[str, str]:
-        return {**self._common_env(), "DATABASE_URL": self.user_database_url, **overrides}
+        database_url = self.service_database_url(self.databases.user_database)
+        return {**self._common_env(), "DATABASE_URL": database_url, **overrides}
 
     def order_env(self, **overrides: str) -> dict[str, str]:
         return {
             **self._common_env(),
-            "DATABASE_URL": self.order_database_url,
+            "DATABASE_URL": self.service_database_url(self.databases.order_database),
             "USER_SERVICE_URL": self.user_service.url,
             **overrides,
         }
@@ -476,8 +493,10 @@ async def distributed_stack(
     extra_env: Mapping[str, str] | None = None,
     user_services: int = 1,
     order_services: int = 1,
+    database_via: str | None = None,
 ) -> AsyncIterator[DistributedStack]:
-    """A running stack: private Redis, fresh databases, the services healthy and subscribed."""
+    """A running stack: private Redis, fresh databases, the services healthy and subscribed.
+    With ``database_via`` (``host:port``), the services reach Postgres through that address."""
     await asyncio.to_thread(require_backing_services)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     databases = ScratchDatabases.unique()
@@ -487,6 +506,7 @@ async def distributed_stack(
         databases=databases,
         internal_token=internal_token,
         extra_env=dict(extra_env or {}),
+        database_via=database_via,
     )
     await databases.create()
     try:

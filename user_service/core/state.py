@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from servicekit.cache import Cache
+from servicekit.database import UnitOfWorkFactory
 from servicekit.ratelimit import RateLimiter
 from servicekit.tokens import TokenVerifier
 from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
@@ -16,7 +16,7 @@ from user_service.core.database import UserUnitOfWork
 @dataclass(frozen=True)
 class UserServiceState:
     settings: UserSettings
-    new_uow: Callable[[], UserUnitOfWork]
+    new_uow: UnitOfWorkFactory[UserUnitOfWork]
     cache: Cache
     hasher: PasswordHasher
     limiter: RateLimiter

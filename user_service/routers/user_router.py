@@ -33,7 +33,7 @@ async def register_user(body: UserCreate, state: State) -> UserRead:
 
 @router.get("/users/me", operation_id="read_me", responses=problem_responses(401))
 async def read_me(state: State, user_id: CurrentUserId) -> UserRead:
-    user = await user_service.get_active_user(state.new_uow(), user_id=user_id)
+    user = await user_service.get_active_user(state.new_uow(read_only=True), user_id=user_id)
     return UserRead.model_validate(user)
 
 

@@ -26,15 +26,18 @@ def verification_handler(state: UserServiceState, bus: MessageBus) -> Handler:
             log.warning("dropped a malformed verify_user message")
             return
         request_id_var.set(request.trace_id or request.request_id)
-        result = await user_service.verify_user(
-            state.new_uow(), state.cache, user_id=request.user_id
+
+        async def reply(status: user_service.UserStatus) -> None:
+            answer = UserVerification(
+                request_id=request.request_id,
+                user_id=status.user_id,
+                exists=status.exists,
+                active=status.active,
+            )
+            await bus.publish(USER_VERIFICATION_RESPONSE_CHANNEL, answer.model_dump_json().encode())
+
+        await user_service.verify_user(
+            state.new_uow(read_only=True), state.cache, user_id=request.user_id, reply=reply
         )
-        reply = UserVerification(
-            request_id=request.request_id,
-            user_id=result.user_id,
-            exists=result.exists,
-            active=result.active,
-        )
-        await bus.publish(USER_VERIFICATION_RESPONSE_CHANNEL, reply.model_dump_json().encode())
 
     return handle

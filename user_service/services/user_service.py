@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.exceptions
@@ -260,14 +261,26 @@ async def deactivate_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UU
             raise
 
 
-async def verify_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UUID) -> UserStatus:
-    """The question other services ask: does this user exist, and may they act?"""
+async def verify_user(
+    uow: UserUnitOfWork,
+    cache: Cache,
+    *,
+    user_id: uuid.UUID,
+    reply: Callable[[UserStatus], Awaitable[None]] | None = None,
+) -> UserStatus:
+    """The question other services ask: does this user exist, and may they act? The answer
+    also refreshes ``user:{user_id}``, so the asker's next question is a cache hit; with
+    ``reply``, the answer is sent first and the asker does not wait for that write."""
     async with uow:
         user = await uow.users.get(user_id)
-    if user is None:
-        return UserStatus(user_id=user_id, exists=False, active=False)
-    await refresh_cached_user(cache, user)
-    return UserStatus(user_id=user_id, exists=True, active=user.is_active)
+    status = UserStatus(
+        user_id=user_id, exists=user is not None, active=user is not None and user.is_active
+    )
+    if reply is not None:
+        await reply(status)
+    if user is not None:
+        await refresh_cached_user(cache, user)
+    return status
 
 
 async def refresh_cached_user(cache: Cache, user: User) -> None:
