@@ -5,6 +5,8 @@ one ends within the client timeout; afterwards the services heal without a resta
 
 from __future__ import annotations
 
+import pytest
+
 from tests.faults.conftest import accounts
 from tests.support.api import Api
 from tests.support.distributed import DistributedStack
@@ -22,43 +24,28 @@ def only_created_or_503(load: OrderLoad) -> None:
             assert outcome.code == "service_unavailable", outcome
 
 
-async def test_postgres_cut_under_load_gives_503_and_heals(
-    stack: DistributedStack, fault_api: Api, postgres_proxy: TcpProxy
+@pytest.mark.parametrize(("fault", "failures"), [("cut", 10), ("stall", 6)])
+async def test_postgres_outage_under_load_gives_503_and_heals(
+    stack: DistributedStack, fault_api: Api, postgres_proxy: TcpProxy, fault: str, failures: int
 ) -> None:
+    """``cut``: connections closed and new ones refused, as during a restart. ``stall``:
+    connections accepted and nothing forwarded, as with a hung server."""
     users = await accounts(fault_api, 4)
     async with order_load(stack.order_service.url, users) as load:
         await load.wait_for("20 orders before", lambda run: run.ended("before", 201) >= 20)
         load.enter("outage")
-        await postgres_proxy.cut()
+        if fault == "cut":
+            await postgres_proxy.cut()
+        else:
+            postgres_proxy.stall()
         await load.wait_for(
-            "10 answers of 503 during the outage",
-            lambda run: run.ended("outage", 503) >= 10,
+            f"{failures} answers of 503 during the outage",
+            lambda run: run.ended("outage", 503) >= failures,
         )
         load.enter("after")
         await postgres_proxy.restore()
         await load.wait_for("20 orders after", lambda run: run.ended("after", 201) >= 20)
-    print("postgres cut:", load.report())
+    print(f"postgres {fault}:", load.report())
     only_created_or_503(load)
     report = await check_ledger(stack.order_database_url, stack.order_service.url, load.outcomes)
-    print("postgres cut ledger:", report)
-
-
-async def test_postgres_stalled_under_load_gives_503_and_heals(
-    stack: DistributedStack, fault_api: Api, postgres_proxy: TcpProxy
-) -> None:
-    users = await accounts(fault_api, 4)
-    async with order_load(stack.order_service.url, users) as load:
-        await load.wait_for("20 orders before", lambda run: run.ended("before", 201) >= 20)
-        load.enter("outage")
-        postgres_proxy.stall()
-        await load.wait_for(
-            "6 answers of 503 during the stall",
-            lambda run: run.ended("outage", 503) >= 6,
-        )
-        load.enter("after")
-        await postgres_proxy.restore()
-        await load.wait_for("20 orders after", lambda run: run.ended("after", 201) >= 20)
-    print("postgres stall:", load.report())
-    only_created_or_503(load)
-    report = await check_ledger(stack.order_database_url, stack.order_service.url, load.outcomes)
-    print("postgres stall ledger:", report)
+    print(f"postgres {fault} ledger:", report)

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from servicekit.redis import create_redis
 from tests.support.api import Api
+from tests.support.backing import PrivateRedis, private_redis
 from tests.support.deployments import INTERNAL_TOKEN, Deployment
 from tests.support.distributed import DistributedStack, distributed_stack
 
@@ -28,3 +31,19 @@ async def stack_api(stack: DistributedStack) -> AsyncIterator[Api]:
         httpx.AsyncClient(base_url=stack.order_service.url, timeout=10.0) as orders,
     ):
         yield Api(Deployment("integration", users, orders, INTERNAL_TOKEN, {"stack": stack}))
+
+
+@pytest.fixture(scope="module")
+async def redis_server() -> AsyncIterator[PrivateRedis]:
+    """A private redis-server per test module (stoppable: some tests stop and start it)."""
+    async with private_redis() as server:
+        yield server
+
+
+@pytest.fixture
+async def redis_client(redis_server: PrivateRedis) -> AsyncIterator[Redis]:
+    client = create_redis(
+        "127.0.0.1", redis_server.port, name="test", connect_timeout=0.25, timeout=0.25
+    )
+    yield client
+    await client.aclose()

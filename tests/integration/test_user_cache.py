@@ -14,8 +14,7 @@ from servicekit.bus import InMemoryBus
 from servicekit.cache import RedisCache
 from servicekit.errors import ServiceUnavailable
 from servicekit.ratelimit import InMemoryRateLimiter
-from servicekit.redis import create_redis
-from tests.support.backing import PrivateRedis, private_redis
+from tests.support.backing import PrivateRedis
 from tests.support.deployments import single_process_settings
 from user_service.core.state import UserServiceState
 from user_service.errors import InvalidCredentials
@@ -25,24 +24,11 @@ from user_service.services import user_service
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(scope="module")
-async def server() -> AsyncIterator[PrivateRedis]:
-    async with private_redis() as redis_server:
-        yield redis_server
-
-
 @pytest.fixture
-async def redis(server: PrivateRedis) -> AsyncIterator[Redis]:
-    client = create_redis("127.0.0.1", server.port, name="test", connect_timeout=0.25, timeout=0.25)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def state(redis: Redis, tmp_path: Path) -> AsyncIterator[UserServiceState]:
+async def state(redis_client: Redis, tmp_path: Path) -> AsyncIterator[UserServiceState]:
     settings, _ = single_process_settings(tmp_path)
     async with build_user_service(
-        settings, cache=RedisCache(redis), bus=InMemoryBus(), limiter=InMemoryRateLimiter()
+        settings, cache=RedisCache(redis_client), bus=InMemoryBus(), limiter=InMemoryRateLimiter()
     ) as built:
         yield built
 
@@ -60,21 +46,21 @@ async def _register(state: UserServiceState) -> uuid.UUID:
     return user.id
 
 
-async def _cached(redis: Redis, user_id: uuid.UUID) -> CachedUser:
-    raw = await redis.get(user_cache_key(user_id))
+async def _cached(redis_client: Redis, user_id: uuid.UUID) -> CachedUser:
+    raw = await redis_client.get(user_cache_key(user_id))
     assert raw is not None
     return CachedUser.model_validate_json(raw)
 
 
 async def test_register_writes_the_cache_with_an_hour_ttl(
-    state: UserServiceState, redis: Redis
+    state: UserServiceState, redis_client: Redis
 ) -> None:
     user_id = await _register(state)
-    cached = await _cached(redis, user_id)
+    cached = await _cached(redis_client, user_id)
     assert cached.active is True
     assert cached.id == user_id
-    assert 3590 <= await redis.ttl(user_cache_key(user_id)) <= 3600
-    assert set(json.loads(await redis.get(user_cache_key(user_id)) or b"{}")) == {
+    assert 3590 <= await redis_client.ttl(user_cache_key(user_id)) <= 3600
+    assert set(json.loads(await redis_client.get(user_cache_key(user_id)) or b"{}")) == {
         "id",
         "email",
         "active",
@@ -83,35 +69,35 @@ async def test_register_writes_the_cache_with_an_hour_ttl(
 
 
 async def test_deactivation_overwrites_the_cache_at_once(
-    state: UserServiceState, redis: Redis
+    state: UserServiceState, redis_client: Redis
 ) -> None:
     user_id = await _register(state)
-    before = await _cached(redis, user_id)
+    before = await _cached(redis_client, user_id)
     await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
-    after = await _cached(redis, user_id)
+    after = await _cached(redis_client, user_id)
     assert after.active is False
     assert after.version > before.version
 
 
 async def test_deactivation_fails_whole_when_redis_is_down(
-    state: UserServiceState, redis: Redis, server: PrivateRedis
+    state: UserServiceState, redis_client: Redis, redis_server: PrivateRedis
 ) -> None:
     user_id = await _register(state)
-    await server.stop()
+    await redis_server.stop()
     try:
         with pytest.raises(ServiceUnavailable):
             await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
     finally:
-        await server.start()
+        await redis_server.start()
     # Nothing changed: the account is still active in the database and can log in.
     user = await user_service.get_active_user(state.new_uow(), user_id=user_id)
     assert user.is_active
     await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
-    assert (await _cached(redis, user_id)).active is False
+    assert (await _cached(redis_client, user_id)).active is False
 
 
 async def test_a_late_login_cannot_bring_back_active_in_the_cache(
-    state: UserServiceState, redis: Redis
+    state: UserServiceState, redis_client: Redis
 ) -> None:
     """A login that read the user before a deactivation and writes the cache after it must
     not mark the user active again for the rest of the hour."""
@@ -119,7 +105,7 @@ async def test_a_late_login_cannot_bring_back_active_in_the_cache(
     stale = await user_service.get_active_user(state.new_uow(), user_id=user_id)
     await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
     await user_service.refresh_cached_user(state.cache, stale)
-    assert (await _cached(redis, user_id)).active is False
+    assert (await _cached(redis_client, user_id)).active is False
     with pytest.raises(InvalidCredentials):
         await user_service.authenticate(
             state.new_uow(),
