@@ -16,6 +16,8 @@ DISTRIBUTED := run-user-service run-order-service
 $(DISTRIBUTED): export REDIS_HOST ?= 127.0.0.1
 $(DISTRIBUTED): export REDIS_PORT ?= 6379
 $(DISTRIBUTED): export INTERNAL_API_TOKEN ?= dev-internal-token-change-me
+# The targets apply migrations before the server starts, as the images do.
+$(DISTRIBUTED): export MIGRATE_ON_START ?= false
 
 .PHONY: run test lint format typecheck imports run-user-service run-order-service dev-databases clean
 
