@@ -2,7 +2,8 @@
 
 Every function first asks the user-verification port whether the token's user may act: a
 deactivated user's tokens stop working here at once. An order, its lines and its
-Idempotency-Key record share one commit.
+Idempotency-Key record share one commit; an order without a key shares its commit with the
+other orders placed at that moment (group commit), and is answered only once it is durable.
 """
 
 from __future__ import annotations
@@ -90,12 +91,13 @@ async def place_order(
         # No key to check: the order joins whatever batch is being committed now.
         await writer.write(order)
         return PlacedOrder(order=order, replayed=False)
+    request_fingerprint = fingerprint(currency, lines)
     async with uow:
         if not await uow.idempotency.try_lock(user_id, idempotency_key):
             raise IdempotencyKeyInUse()
         record = await uow.idempotency.get(user_id, idempotency_key)
         if record is not None and record.expires_at > now:
-            if record.fingerprint != fingerprint(currency, lines):
+            if record.fingerprint != request_fingerprint:
                 raise IdempotencyKeyReused()
             replay = await uow.orders.get_for_user(record.order_id, user_id)
             if replay is not None:
@@ -107,7 +109,7 @@ async def place_order(
             IdempotencyRecord(
                 user_id=user_id,
                 key=idempotency_key,
-                fingerprint=fingerprint(currency, lines),
+                fingerprint=request_fingerprint,
                 order_id=order.id,
                 created_at=now,
                 expires_at=now + idempotency_ttl,
