@@ -54,6 +54,9 @@ def create_base_app(
         description=description,
         lifespan=lifespan,
         responses=problem_responses(400, 413, 422, 500, 503),
+        # FastAPI's OpenTelemetry hooks ask the global providers (and the environment) on
+        # every request to find out that nobody configured them: off, since we export none.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
