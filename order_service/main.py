@@ -160,6 +160,7 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
         description="Orders of verified users.",
+        token_url=settings.public_token_url,
     )
     for router in routers():
         app.include_router(router)

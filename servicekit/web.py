@@ -47,7 +47,10 @@ def create_base_app(
     lifespan: Any,
     max_body_bytes: int,
     description: str = "",
+    token_url: str | None = None,
 ) -> FastAPI:
+    """The app skeleton. ``token_url``: where the docs' "Authorize" button logs in, when
+    that is another service (the order service runs beside the user service)."""
     app = FastAPI(
         title=title,
         version=version,
@@ -60,7 +63,25 @@ def create_base_app(
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
+    if token_url is not None:
+        _point_password_flows_at(app, token_url)
     return app
+
+
+def _point_password_flows_at(app: FastAPI, token_url: str) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # FastAPI keeps it as app.openapi_schema: changed once, served after
+        for scheme in schema.get("components", {}).get("securitySchemes", {}).values():
+            password = scheme.get("flows", {}).get("password")
+            if password is not None:
+                password["tokenUrl"] = token_url
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def bearer_claims(
