@@ -35,7 +35,9 @@ async def run_sigterm(
 ) -> None:
     team = await accounts(api, users)
     service = stack.order_service
-    async with order_load(service.url, team, max_seconds=30.0 * cycles) as load:
+    async with order_load(
+        service.url, team, max_seconds=30.0 * cycles, max_requests=2000 * cycles
+    ) as load:
         for _ in range(cycles):
             await load.run_phase("before", per_phase, status=201)
             proxy.stall()

@@ -98,7 +98,9 @@ async def run_redis_outage(
     stack: DistributedStack, api: Api, *, users: int, per_phase: int, cycles: int
 ) -> None:
     team = await accounts(api, users)
-    async with order_load(stack.order_service.url, team, max_seconds=30.0 * cycles) as load:
+    async with order_load(
+        stack.order_service.url, team, max_seconds=30.0 * cycles, max_requests=2000 * cycles
+    ) as load:
         for _ in range(cycles):
             await load.run_phase("before", per_phase, status=201)
             await stack.stop_redis()

@@ -21,7 +21,10 @@ async def run_user_service_down(
     cold = await accounts(api, users)
     cold_ids = {account.id for account in cold}
     async with order_load(
-        stack.order_service.url, [*warm, *cold], max_seconds=30.0 * cycles
+        stack.order_service.url,
+        [*warm, *cold],
+        max_seconds=30.0 * cycles,
+        max_requests=2000 * cycles,
     ) as load:
         for _ in range(cycles):
             await load.run_phase("before", per_phase, status=201)
