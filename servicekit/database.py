@@ -66,7 +66,9 @@ def create_engine(
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # No overflow: a connection opened for a burst and closed right after costs more than
+        # waiting for a pooled one (asyncpg connects with TLS negotiation and auth).
+        max_overflow=0,
         pool_timeout=connect_timeout,
         pool_pre_ping=pre_ping,
         pool_recycle=1800,

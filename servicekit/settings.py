@@ -33,7 +33,7 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Path("data")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
-    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_size: int = Field(20, ge=1, le=200)
     # A round trip per checkout, to catch even connections whose death the driver has not
     # seen (closed ones are dropped at checkout anyway, without a round trip).
     db_pool_pre_ping: bool = False
