@@ -23,12 +23,6 @@ class AppError(Exception):
         super().__init__(self.message)
 
 
-class BadRequest(AppError):
-    status_code = 400
-    code = "bad_request"
-    detail = "The request is malformed."
-
-
 class Unauthorized(AppError):
     status_code = 401
     code = "not_authenticated"
