@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -59,3 +62,57 @@ class IdempotencyRecord(Base):
     order_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+
+
+# An order as the rest of the service reads it: a stored ``Order`` or a ``NewOrder``.
+class OrderLineView(Protocol):
+    @property
+    def position(self) -> int: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def unit_price(self) -> Decimal: ...
+
+
+class OrderView(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def user_id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def updated_at(self) -> dt.datetime: ...
+    @property
+    def lines(self) -> Sequence[OrderLineView]: ...
+
+
+# A new order is written with Core INSERTs and never tracked by a session, so it is a plain
+# object: building ORM instances (instrumented attributes, a collection for the lines) cost
+# more than the rest of the order's own work.
+@dataclass(frozen=True, slots=True)
+class NewOrderLine:
+    position: int
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: str
+    currency: str
+    total: Decimal
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    lines: tuple[NewOrderLine, ...]

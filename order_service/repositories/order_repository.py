@@ -11,15 +11,17 @@ from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
-from order_service.models import Order, OrderLine
+from order_service.models import Order, OrderLine, OrderView
 
 _INSERT_ORDER = insert(cast(Table, Order.__table__))
 _INSERT_LINE = insert(cast(Table, OrderLine.__table__))
 
 
-async def insert_orders(executor: AsyncSession | AsyncConnection, orders: Sequence[Order]) -> None:
+async def insert_orders(
+    executor: AsyncSession | AsyncConnection, orders: Sequence[OrderView]
+) -> None:
     """New orders and their lines as two Core INSERTs (each an executemany): the orders are
-    new, so there is nothing for the ORM to track; they stay transient."""
+    new, so there is nothing for the ORM to track."""
     await executor.execute(
         _INSERT_ORDER,
         [
@@ -55,7 +57,7 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, order: Order) -> None:
+    async def add(self, order: OrderView) -> None:
         await insert_orders(self._session, [order])
 
     async def get_for_user(

@@ -26,7 +26,15 @@ from order_service.errors import (
     UserNotAllowed,
     UserVerificationUnavailable,
 )
-from order_service.models import CANCELLED, PENDING, IdempotencyRecord, Order, OrderLine
+from order_service.models import (
+    CANCELLED,
+    PENDING,
+    IdempotencyRecord,
+    NewOrder,
+    NewOrderLine,
+    Order,
+    OrderView,
+)
 from order_service.repositories.order_writer import OrderWriter
 from order_service.services.pagination import decode_cursor, encode_cursor
 from order_service.services.pricing import format_money, order_total
@@ -42,7 +50,7 @@ class LineInput:
 
 @dataclass(frozen=True, slots=True)
 class PlacedOrder:
-    order: Order
+    order: OrderView
     replayed: bool
 
 
@@ -121,8 +129,8 @@ async def place_order(
 
 def new_order(
     *, user_id: uuid.UUID, currency: str, lines: Sequence[LineInput], now: dt.datetime
-) -> Order:
-    return Order(
+) -> NewOrder:
+    return NewOrder(
         id=uuid.uuid4(),
         user_id=user_id,
         status=PENDING,
@@ -130,12 +138,12 @@ def new_order(
         total=order_total((line.quantity, line.unit_price) for line in lines),
         created_at=now,
         updated_at=now,
-        lines=[
-            OrderLine(
+        lines=tuple(
+            NewOrderLine(
                 position=position, sku=line.sku, quantity=line.quantity, unit_price=line.unit_price
             )
             for position, line in enumerate(lines)
-        ],
+        ),
     )
 
 

@@ -1,6 +1,7 @@
 """The order service's repositories and unit of work on real SQLite and real Postgres."""
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWork
 from order_service.core.user_verification import UserCheck
 from order_service.errors import OrderNotCancellable
-from order_service.models import IdempotencyRecord, Order, OrderLine
+from order_service.models import IdempotencyRecord, NewOrder, NewOrderLine, Order
 from order_service.repositories.idempotency_repository import KeyLocks
 from order_service.repositories.order_writer import OrderWriter
 from order_service.services import order_service
@@ -57,8 +58,8 @@ def new_uow(engine: AsyncEngine) -> NewUow:
     return lambda: OrderUnitOfWork(sessions, locks)
 
 
-def _order(user_id: uuid.UUID, created_at: dt.datetime, price: str = "1.0005") -> Order:
-    return Order(
+def _order(user_id: uuid.UUID, created_at: dt.datetime, price: str = "1.0005") -> NewOrder:
+    return NewOrder(
         id=uuid.uuid4(),
         user_id=user_id,
         status="pending",
@@ -66,7 +67,7 @@ def _order(user_id: uuid.UUID, created_at: dt.datetime, price: str = "1.0005") -
         total=Decimal(price) * 3,
         created_at=created_at,
         updated_at=created_at,
-        lines=[OrderLine(position=0, sku="S", quantity=3, unit_price=Decimal(price))],
+        lines=(NewOrderLine(position=0, sku="S", quantity=3, unit_price=Decimal(price)),),
     )
 
 
@@ -195,8 +196,8 @@ async def test_one_bad_order_does_not_fail_its_batch(writer: OrderWriter, new_uo
     user_id = uuid.uuid4()
     existing = _order(user_id, utc_now())
     await writer.write(existing)
-    clash = _order(user_id, utc_now())
-    clash.id = existing.id  # a primary-key clash: this one order must fail, alone
+    # a primary-key clash: this one order must fail, alone
+    clash = dataclasses.replace(_order(user_id, utc_now()), id=existing.id)
     good = [_order(user_id, utc_now()) for _ in range(5)]
     results = await asyncio.gather(
         *(writer.write(order) for order in [*good[:2], clash, *good[2:]]), return_exceptions=True
