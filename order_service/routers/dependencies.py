@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from order_service.core.state import OrderServiceState
-from servicekit.errors import InvalidToken
 from servicekit.tokens import AccessClaims
-from servicekit.web import bearer_claims
+from servicekit.web import BearerAuth, user_id_of
 
 STATE_KEY = "order_service"
 
@@ -20,25 +20,26 @@ def state_of(request: Request) -> OrderServiceState:
     return state
 
 
-# Every dependency here is ``async def`` although none awaits: FastAPI runs a plain ``def``
-# dependency in its thread pool, a thread hop on every request for a few attribute reads.
-async def get_state(request: Request) -> OrderServiceState:
-    return state_of(request)
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who calls (the token's user) and the service's parts, resolved once per request."""
+
+    state: OrderServiceState
+    user_id: uuid.UUID
 
 
-State = Annotated[OrderServiceState, Depends(get_state)]
+def _caller(request: Request, claims: AccessClaims) -> Caller:
+    return Caller(state_of(request), user_id_of(claims))
 
 
-async def token_user_id(
-    claims: Annotated[
-        AccessClaims,
-        Depends(bearer_claims(lambda r: state_of(r).token_verifier, token_url="/auth/token")),
-    ],
-) -> uuid.UUID:
-    try:
-        return uuid.UUID(claims.subject)
-    except ValueError:
-        raise InvalidToken() from None
-
-
-TokenUserId = Annotated[uuid.UUID, Depends(token_user_id)]
+# The token is checked here; whether its user may still act is the service's question.
+Authenticated = Annotated[
+    Caller,
+    Depends(
+        BearerAuth(
+            token_url="/auth/token",
+            verifier_of=lambda request: state_of(request).token_verifier,
+            principal=_caller,
+        )
+    ),
+]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from order_service.routers.dependencies import State, TokenUserId
+from order_service.routers.dependencies import Authenticated
 from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_read
 from order_service.services import order_service
 from servicekit.web import problem_responses
@@ -35,16 +35,16 @@ IdempotencyKey = Annotated[
 )
 async def create_order(
     body: OrderCreate,
-    state: State,
-    user_id: TokenUserId,
+    caller: Authenticated,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderRead:
+    state = caller.state
     placed = await order_service.place_order(
         state.new_uow(),
         state.users,
         state.writer,
-        user_id=user_id,
+        user_id=caller.user_id,
         currency=body.currency,
         lines=[
             order_service.LineInput(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price)
@@ -61,21 +61,26 @@ async def create_order(
 
 @router.get("/orders", operation_id="list_orders")
 async def list_orders(
-    state: State,
-    user_id: TokenUserId,
+    caller: Authenticated,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> OrderPage:
+    state = caller.state
     page = await order_service.list_orders(
-        state.new_uow(read_only=True), state.users, user_id=user_id, limit=limit, cursor=cursor
+        state.new_uow(read_only=True),
+        state.users,
+        user_id=caller.user_id,
+        limit=limit,
+        cursor=cursor,
     )
     return OrderPage(items=[order_read(o) for o in page.orders], next_cursor=page.next_cursor)
 
 
 @router.get("/orders/{order_id}", operation_id="read_order", responses=problem_responses(404))
-async def read_order(order_id: uuid.UUID, state: State, user_id: TokenUserId) -> OrderRead:
+async def read_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
+    state = caller.state
     order = await order_service.get_order(
-        state.new_uow(read_only=True), state.users, user_id=user_id, order_id=order_id
+        state.new_uow(read_only=True), state.users, user_id=caller.user_id, order_id=order_id
     )
     return order_read(order)
 
@@ -85,8 +90,9 @@ async def read_order(order_id: uuid.UUID, state: State, user_id: TokenUserId) ->
     operation_id="cancel_order",
     responses=problem_responses(404, 409),
 )
-async def cancel_order(order_id: uuid.UUID, state: State, user_id: TokenUserId) -> OrderRead:
+async def cancel_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
+    state = caller.state
     order = await order_service.cancel_order(
-        state.new_uow(), state.users, user_id=user_id, order_id=order_id
+        state.new_uow(), state.users, user_id=caller.user_id, order_id=order_id
     )
     return order_read(order)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from servicekit.errors import InvalidToken
 from servicekit.tokens import AccessClaims
-from servicekit.web import bearer_claims
+from servicekit.web import BearerAuth, user_id_of
 from user_service.core.state import UserServiceState
 from user_service.errors import InvalidServiceCredential
 
@@ -30,20 +30,30 @@ async def get_state(request: Request) -> UserServiceState:
 
 
 State = Annotated[UserServiceState, Depends(get_state)]
-Claims = Annotated[
-    AccessClaims,
-    Depends(bearer_claims(lambda r: state_of(r).token_verifier, token_url="/auth/token")),
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who calls (the token's user) and the service's parts, resolved once per request."""
+
+    state: UserServiceState
+    user_id: uuid.UUID
+
+
+def _caller(request: Request, claims: AccessClaims) -> Caller:
+    return Caller(state_of(request), user_id_of(claims))
+
+
+Authenticated = Annotated[
+    Caller,
+    Depends(
+        BearerAuth(
+            token_url="/auth/token",
+            verifier_of=lambda request: state_of(request).token_verifier,
+            principal=_caller,
+        )
+    ),
 ]
-
-
-async def current_user_id(claims: Claims) -> uuid.UUID:
-    try:
-        return uuid.UUID(claims.subject)
-    except ValueError:
-        raise InvalidToken() from None
-
-
-CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
 
 _service_bearer = HTTPBearer(auto_error=False, scheme_name="ServiceCredential")
 

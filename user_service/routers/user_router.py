@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from servicekit.web import problem_responses
-from user_service.routers.dependencies import CurrentUserId, State
+from user_service.routers.dependencies import Authenticated, State
 from user_service.schemas import UserCreate, UserRead, UserUpdate
 from user_service.services import user_service
 
@@ -32,18 +32,21 @@ async def register_user(body: UserCreate, state: State) -> UserRead:
 
 
 @router.get("/users/me", operation_id="read_me", responses=problem_responses(401))
-async def read_me(state: State, user_id: CurrentUserId) -> UserRead:
-    user = await user_service.get_active_user(state.new_uow(read_only=True), user_id=user_id)
+async def read_me(caller: Authenticated) -> UserRead:
+    user = await user_service.get_active_user(
+        caller.state.new_uow(read_only=True), user_id=caller.user_id
+    )
     return UserRead.model_validate(user)
 
 
 @router.patch("/users/me", operation_id="update_me", responses=problem_responses(401, 403, 409))
-async def update_me(body: UserUpdate, state: State, user_id: CurrentUserId) -> UserRead:
+async def update_me(body: UserUpdate, caller: Authenticated) -> UserRead:
+    state = caller.state
     user = await user_service.update_user(
         state.new_uow(),
         state.cache,
         state.hasher,
-        user_id=user_id,
+        user_id=caller.user_id,
         full_name=body.full_name,
         password=body.password,
         current_password=body.current_password,
@@ -58,6 +61,7 @@ async def update_me(body: UserUpdate, state: State, user_id: CurrentUserId) -> U
     operation_id="deactivate_me",
     responses=problem_responses(401, 409),
 )
-async def deactivate_me(state: State, user_id: CurrentUserId) -> Response:
-    await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
+async def deactivate_me(caller: Authenticated) -> Response:
+    state = caller.state
+    await user_service.deactivate_user(state.new_uow(), state.cache, user_id=caller.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
