@@ -64,7 +64,8 @@ class IdempotencyRecord(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
 
 
-# An order as the rest of the service reads it: a stored ``Order`` or a ``NewOrder``.
+# An order as the rest of the service reads it: an ``Order`` loaded to be changed, or an
+# ``OrderData``.
 class OrderLineView(Protocol):
     @property
     def position(self) -> int: ...
@@ -95,11 +96,12 @@ class OrderView(Protocol):
     def lines(self) -> Sequence[OrderLineView]: ...
 
 
-# A new order is written with Core INSERTs and never tracked by a session, so it is a plain
-# object: building ORM instances (instrumented attributes, a collection for the lines) cost
-# more than the rest of the order's own work.
+# An order as plain data: a new one (written with Core INSERTs) and one read to be shown
+# (read with one Core SELECT). Neither is tracked by a session; building ORM instances
+# (instrumented attributes, identity map, a collection for the lines) cost more than the
+# rest of the request's own work. Only a change (a cancellation) loads an ``Order``.
 @dataclass(frozen=True, slots=True)
-class NewOrderLine:
+class OrderLineData:
     position: int
     sku: str
     quantity: int
@@ -107,7 +109,7 @@ class NewOrderLine:
 
 
 @dataclass(frozen=True, slots=True)
-class NewOrder:
+class OrderData:
     id: uuid.UUID
     user_id: uuid.UUID
     status: str
@@ -115,4 +117,4 @@ class NewOrder:
     total: Decimal
     created_at: dt.datetime
     updated_at: dt.datetime
-    lines: tuple[NewOrderLine, ...]
+    lines: tuple[OrderLineData, ...]

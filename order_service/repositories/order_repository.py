@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy import Select, Subquery, Table, and_, bindparam, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
-from order_service.models import Order, OrderLine, OrderView
+from order_service.models import Order, OrderData, OrderLine, OrderLineData, OrderView
 
-_INSERT_ORDER = insert(cast(Table, Order.__table__))
-_INSERT_LINE = insert(cast(Table, OrderLine.__table__))
+_ORDERS = cast(Table, Order.__table__)
+_LINES = cast(Table, OrderLine.__table__)
+_INSERT_ORDER = insert(_ORDERS)
+_INSERT_LINE = insert(_LINES)
 
 
 async def insert_orders(
@@ -53,6 +55,48 @@ async def insert_orders(
     )
 
 
+def _with_lines(page: Subquery) -> Select[Any]:
+    """The orders of ``page`` with their lines, in one statement: the page joined to its
+    lines, newest first, each order's lines in their order."""
+    return (
+        select(page, _LINES.c.position, _LINES.c.sku, _LINES.c.quantity, _LINES.c.unit_price)
+        .join_from(page, _LINES, _LINES.c.order_id == page.c.id, isouter=True)
+        .order_by(page.c.created_at.desc(), page.c.id.desc(), _LINES.c.position)
+    )
+
+
+# The reads are built once, with parameters: building a statement cost more than running it.
+_NEWEST_FIRST = (_ORDERS.c.created_at.desc(), _ORDERS.c.id.desc())
+_ONE = _with_lines(
+    select(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.user_id == bindparam("user_id"))
+    .subquery("page")
+)
+_FIRST_PAGE = _with_lines(
+    select(_ORDERS)
+    .where(_ORDERS.c.user_id == bindparam("user_id"))
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+    .subquery("page")
+)
+_NEXT_PAGE = _with_lines(
+    select(_ORDERS)
+    .where(
+        _ORDERS.c.user_id == bindparam("user_id"),
+        or_(
+            _ORDERS.c.created_at < bindparam("before_at"),
+            and_(
+                _ORDERS.c.created_at == bindparam("before_at"),
+                _ORDERS.c.id < bindparam("before_id"),
+            ),
+        ),
+    )
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+    .subquery("page")
+)
+
+
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -60,16 +104,18 @@ class OrderRepository:
     async def add(self, order: OrderView) -> None:
         await insert_orders(self._session, [order])
 
-    async def get_for_user(
-        self, order_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
-    ) -> Order | None:
+    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
+        orders = await self._read(_ONE, {"order_id": order_id, "user_id": user_id})
+        return orders[0] if orders else None
+
+    async def get_for_update(self, order_id: uuid.UUID, user_id: uuid.UUID) -> Order | None:
+        """The order, locked until the transaction ends, as an ORM object to be changed."""
         query = (
             select(Order)
             .where(Order.id == order_id, Order.user_id == user_id)
             .options(selectinload(Order.lines))
+            .with_for_update()
         )
-        if for_update:
-            query = query.with_for_update()
         return (await self._session.execute(query)).scalar_one_or_none()
 
     async def list_for_user(
@@ -78,20 +124,36 @@ class OrderRepository:
         *,
         limit: int,
         before: tuple[dt.datetime, uuid.UUID] | None = None,
-    ) -> list[Order]:
+    ) -> list[OrderData]:
         """Newest first; ``before`` is the (created_at, id) of the last order already seen."""
-        query = select(Order).where(Order.user_id == user_id)
-        if before is not None:
-            created_at, order_id = before
-            query = query.where(
-                or_(
-                    Order.created_at < created_at,
-                    and_(Order.created_at == created_at, Order.id < order_id),
-                )
-            )
-        query = (
-            query.order_by(Order.created_at.desc(), Order.id.desc())
-            .limit(limit)
-            .options(selectinload(Order.lines))
+        if before is None:
+            return await self._read(_FIRST_PAGE, {"user_id": user_id, "limit": limit})
+        created_at, order_id = before
+        return await self._read(
+            _NEXT_PAGE,
+            {"user_id": user_id, "limit": limit, "before_at": created_at, "before_id": order_id},
         )
-        return list((await self._session.execute(query)).scalars())
+
+    async def _read(self, query: Select[Any], params: dict[str, Any]) -> list[OrderData]:
+        connection = await self._session.connection()
+        rows = (await connection.execute(query, params)).all()
+        orders: list[OrderData] = []
+        lines: list[OrderLineData] = []
+        for n, row in enumerate(rows):
+            if row.position is not None:
+                lines.append(OrderLineData(row.position, row.sku, row.quantity, row.unit_price))
+            if n + 1 == len(rows) or rows[n + 1].id != row.id:
+                orders.append(
+                    OrderData(
+                        id=row.id,
+                        user_id=row.user_id,
+                        status=row.status,
+                        currency=row.currency,
+                        total=row.total,
+                        created_at=row.created_at,
+                        updated_at=row.updated_at,
+                        lines=tuple(lines),
+                    )
+                )
+                lines = []
+        return orders

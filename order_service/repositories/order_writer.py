@@ -17,13 +17,13 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from order_service.models import NewOrder
+from order_service.models import OrderData
 from order_service.repositories.order_repository import insert_orders
 from servicekit.errors import is_dependency_fault
 
 log = logging.getLogger(__name__)
 
-Pending = tuple[NewOrder, asyncio.Future[None]]
+Pending = tuple[OrderData, asyncio.Future[None]]
 
 
 class OrderWriter:
@@ -33,7 +33,7 @@ class OrderWriter:
         self._queue: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def write(self, order: NewOrder) -> None:
+    async def write(self, order: OrderData) -> None:
         """Returns once ``order`` is committed; raises what its transaction raised."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((order, done))
@@ -69,7 +69,7 @@ class OrderWriter:
         for _, done in batch:
             _settle(done, None)
 
-    async def _insert(self, orders: list[NewOrder]) -> None:
+    async def _insert(self, orders: list[OrderData]) -> None:
         async with self._engine.begin() as conn:
             await insert_orders(conn, orders)
 

@@ -30,9 +30,9 @@ from order_service.models import (
     CANCELLED,
     PENDING,
     IdempotencyRecord,
-    NewOrder,
-    NewOrderLine,
     Order,
+    OrderData,
+    OrderLineData,
     OrderView,
 )
 from order_service.repositories.order_writer import OrderWriter
@@ -56,7 +56,7 @@ class PlacedOrder:
 
 @dataclass(frozen=True, slots=True)
 class OrderPage:
-    orders: list[Order]
+    orders: list[OrderData]
     next_cursor: str | None
 
 
@@ -129,8 +129,8 @@ async def place_order(
 
 def new_order(
     *, user_id: uuid.UUID, currency: str, lines: Sequence[LineInput], now: dt.datetime
-) -> NewOrder:
-    return NewOrder(
+) -> OrderData:
+    return OrderData(
         id=uuid.uuid4(),
         user_id=user_id,
         status=PENDING,
@@ -139,7 +139,7 @@ def new_order(
         created_at=now,
         updated_at=now,
         lines=tuple(
-            NewOrderLine(
+            OrderLineData(
                 position=position, sku=line.sku, quantity=line.quantity, unit_price=line.unit_price
             )
             for position, line in enumerate(lines)
@@ -168,7 +168,7 @@ async def list_orders(
 
 async def get_order(
     uow: OrderUnitOfWork, users: UserVerifier, *, user_id: uuid.UUID, order_id: uuid.UUID
-) -> Order:
+) -> OrderData:
     await ensure_user_may_act(users, user_id)
     async with uow:
         order = await uow.orders.get_for_user(order_id, user_id)
@@ -182,7 +182,7 @@ async def cancel_order(
 ) -> Order:
     await ensure_user_may_act(users, user_id)
     async with uow:
-        order = await uow.orders.get_for_user(order_id, user_id, for_update=True)
+        order = await uow.orders.get_for_update(order_id, user_id)
         if order is None:
             raise OrderNotFound()
         if order.status != PENDING:

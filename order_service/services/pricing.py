@@ -18,7 +18,9 @@ def order_total(lines: Iterable[tuple[int, Decimal]]) -> Decimal:
 
 def format_money(amount: Decimal) -> str:
     """Plain notation, at least two decimals, no trailing zeros past them: 12.50, 0.1235."""
-    text = format(amount.quantize(SCALE), "f")
-    whole, _, fraction = text.partition(".")
-    fraction = fraction.rstrip("0").ljust(2, "0")
-    return f"{whole}.{fraction}"
+    text = f"{amount.quantize(SCALE):f}"  # exactly four decimals
+    if text.endswith("00"):
+        return text[:-2]
+    if text.endswith("0"):
+        return text[:-1]
+    return text

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWork
 from order_service.core.user_verification import UserCheck
 from order_service.errors import OrderNotCancellable
-from order_service.models import IdempotencyRecord, NewOrder, NewOrderLine, Order
+from order_service.models import IdempotencyRecord, Order, OrderData, OrderLineData
 from order_service.repositories.idempotency_repository import KeyLocks
 from order_service.repositories.order_writer import OrderWriter
 from order_service.services import order_service
@@ -58,8 +58,8 @@ def new_uow(engine: AsyncEngine) -> NewUow:
     return lambda: OrderUnitOfWork(sessions, locks)
 
 
-def _order(user_id: uuid.UUID, created_at: dt.datetime, price: str = "1.0005") -> NewOrder:
-    return NewOrder(
+def _order(user_id: uuid.UUID, created_at: dt.datetime, price: str = "1.0005") -> OrderData:
+    return OrderData(
         id=uuid.uuid4(),
         user_id=user_id,
         status="pending",
@@ -67,7 +67,7 @@ def _order(user_id: uuid.UUID, created_at: dt.datetime, price: str = "1.0005") -
         total=Decimal(price) * 3,
         created_at=created_at,
         updated_at=created_at,
-        lines=(NewOrderLine(position=0, sku="S", quantity=3, unit_price=Decimal(price)),),
+        lines=(OrderLineData(position=0, sku="S", quantity=3, unit_price=Decimal(price)),),
     )
 
 
