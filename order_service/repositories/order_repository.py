@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Select, Subquery, Table, and_, bindparam, insert, or_, select
+from sqlalchemy import Select, Subquery, Table, and_, bindparam, insert, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -55,9 +55,27 @@ async def insert_orders(
     )
 
 
-def _with_lines(page: Subquery) -> Select[Any]:
-    """The orders of ``page`` with their lines, in one statement: the page joined to its
-    lines, newest first, each order's lines in their order."""
+def _with_lines(page: Subquery, *, lateral: bool) -> Select[Any]:
+    """The orders of ``page`` with their lines, in one statement: newest first, each
+    order's lines in their order.
+
+    On Postgres the lines are a LATERAL subquery (kept apart by ``OFFSET 0``), so they are
+    always found with an index lookup per order of the page. Joined plainly, the planner
+    chose a hash join over every order line whenever its estimates were off (a prepared
+    statement's generic plan, or a table not yet analyzed): 6-7 ms a page instead of 0.3 ms
+    (EXPLAIN ANALYZE, 35,000 orders). SQLite has no LATERAL, and no such plan to fear."""
+    if lateral:
+        lines = (
+            select(_LINES.c.position, _LINES.c.sku, _LINES.c.quantity, _LINES.c.unit_price)
+            .where(_LINES.c.order_id == page.c.id)
+            .offset(0)
+            .lateral("line")
+        )
+        return (
+            select(page, lines)
+            .join_from(page, lines, true(), isouter=True)
+            .order_by(page.c.created_at.desc(), page.c.id.desc(), lines.c.position)
+        )
     return (
         select(page, _LINES.c.position, _LINES.c.sku, _LINES.c.quantity, _LINES.c.unit_price)
         .join_from(page, _LINES, _LINES.c.order_id == page.c.id, isouter=True)
@@ -65,21 +83,32 @@ def _with_lines(page: Subquery) -> Select[Any]:
     )
 
 
-# The reads are built once, with parameters: building a statement cost more than running it.
+class _Read:
+    """A read built once, for each kind of database: building a statement cost more than
+    running it."""
+
+    def __init__(self, page: Subquery) -> None:
+        self.plain = _with_lines(page, lateral=False)
+        self.lateral = _with_lines(page, lateral=True)
+
+    def for_dialect(self, name: str) -> Select[Any]:
+        return self.lateral if name == "postgresql" else self.plain
+
+
 _NEWEST_FIRST = (_ORDERS.c.created_at.desc(), _ORDERS.c.id.desc())
-_ONE = _with_lines(
+_ONE = _Read(
     select(_ORDERS)
     .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.user_id == bindparam("user_id"))
     .subquery("page")
 )
-_FIRST_PAGE = _with_lines(
+_FIRST_PAGE = _Read(
     select(_ORDERS)
     .where(_ORDERS.c.user_id == bindparam("user_id"))
     .order_by(*_NEWEST_FIRST)
     .limit(bindparam("limit"))
     .subquery("page")
 )
-_NEXT_PAGE = _with_lines(
+_NEXT_PAGE = _Read(
     select(_ORDERS)
     .where(
         _ORDERS.c.user_id == bindparam("user_id"),
@@ -134,8 +163,9 @@ class OrderRepository:
             {"user_id": user_id, "limit": limit, "before_at": created_at, "before_id": order_id},
         )
 
-    async def _read(self, query: Select[Any], params: dict[str, Any]) -> list[OrderData]:
+    async def _read(self, read: _Read, params: dict[str, Any]) -> list[OrderData]:
         connection = await self._session.connection()
+        query = read.for_dialect(connection.dialect.name)
         rows = (await connection.execute(query, params)).all()
         orders: list[OrderData] = []
         lines: list[OrderLineData] = []
