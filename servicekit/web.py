@@ -79,16 +79,21 @@ def _frozen_after_start(lifespan: Any) -> Any:
     """Once the app has started, what it built to serve (modules, routes, models, pools) moves
     out of the collector's reach with ``gc.freeze()``: a full collection then walks only what
     requests made, instead of some 130,000 startup objects (75 ms here) in the middle of a
-    request. The heap is handed back to the collector at shutdown."""
+    request. And the youngest generation is collected every 20,000 allocations instead of
+    700: a request allocates a few thousand objects, nearly all gone when it ends, so the
+    collector ran several times a request to find little. Both are undone at shutdown."""
 
     @contextlib.asynccontextmanager
     async def wrapped(app: FastAPI) -> AsyncIterator[Any]:
         async with lifespan(app) as state:
+            thresholds = gc.get_threshold()
             gc.collect()
             gc.freeze()
+            gc.set_threshold(20_000, 20, 20)
             try:
                 yield state
             finally:
+                gc.set_threshold(*thresholds)
                 gc.unfreeze()
 
     return wrapped
