@@ -81,22 +81,44 @@ def _frozen_after_start(lifespan: Any) -> Any:
     requests made, instead of some 130,000 startup objects (75 ms here) in the middle of a
     request. And the youngest generation is collected every 20,000 allocations instead of
     700: a request allocates a few thousand objects, nearly all gone when it ends, so the
-    collector ran several times a request to find little. Both are undone at shutdown."""
+    collector ran several times a request to find little. Both are undone when the last app
+    of the process stops (tests run several at once)."""
 
     @contextlib.asynccontextmanager
     async def wrapped(app: FastAPI) -> AsyncIterator[Any]:
         async with lifespan(app) as state:
-            thresholds = gc.get_threshold()
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(20_000, 20, 20)
+            _COLLECTOR.serving_started()
             try:
                 yield state
             finally:
-                gc.set_threshold(*thresholds)
-                gc.unfreeze()
+                _COLLECTOR.serving_stopped()
 
     return wrapped
+
+
+class CollectorTuning:
+    """The collector settings for serving, applied while at least one app serves."""
+
+    def __init__(self) -> None:
+        self._serving = 0
+        self._thresholds = gc.get_threshold()
+
+    def serving_started(self) -> None:
+        if self._serving == 0:
+            self._thresholds = gc.get_threshold()
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(20_000, 20, 20)
+        self._serving += 1
+
+    def serving_stopped(self) -> None:
+        self._serving -= 1
+        if self._serving == 0:
+            gc.set_threshold(*self._thresholds)
+            gc.unfreeze()
+
+
+_COLLECTOR = CollectorTuning()
 
 
 def _point_password_flows_at(app: FastAPI, token_url: str) -> None:
