@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import Boolean, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,3 +31,14 @@ class User(Base):
     # Every UPDATE bumps the version and checks the old one: concurrent writes cannot both win,
     # and the cached copy under user:{id} can tell an old value from a new one.
     __mapper_args__ = {"version_id_col": version}
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """What other services may know of a user (the ``user:{id}`` entry), read without the
+    ORM: the answer to ``verify_user`` on every cache miss."""
+
+    id: uuid.UUID
+    email: str
+    is_active: bool
+    version: int

@@ -31,7 +31,7 @@ from user_service.errors import (
     TooManyLoginAttempts,
     WrongCurrentPassword,
 )
-from user_service.models import User
+from user_service.models import User, UserState
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ async def verify_user(
     also refreshes ``user:{user_id}``, so the asker's next question is a cache hit; with
     ``reply``, the answer is sent first and the asker does not wait for that write."""
     async with uow:
-        user = await uow.users.get(user_id)
+        user = await uow.users.state(user_id)
     status = UserStatus(
         user_id=user_id, exists=user is not None, active=user is not None and user.is_active
     )
@@ -283,7 +283,7 @@ async def verify_user(
     return status
 
 
-async def refresh_cached_user(cache: Cache, user: User) -> None:
+async def refresh_cached_user(cache: Cache, user: User | UserState) -> None:
     """Best effort: a missing entry only costs the reader a round trip."""
     try:
         await cache.set_if_newer(
@@ -300,7 +300,7 @@ async def _forget_cached_user(cache: Cache, user_id: uuid.UUID) -> None:
         log.error("could not drop cached user %s after a failed commit: %r", user_id, exc)
 
 
-def _cached(user: User) -> bytes:
+def _cached(user: User | UserState) -> bytes:
     return (
         CachedUser(id=user.id, email=user.email, active=user.is_active, version=user.version)
         .model_dump_json()
