@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -38,6 +37,16 @@ class Order(Base):
         order_by="OrderLine.position", lazy="raise", cascade="all, delete-orphan"
     )
 
+    def data(self) -> OrderData:
+        """This order as plain data (its lines must be loaded)."""
+        return OrderData.of(
+            self,
+            tuple(
+                OrderLineData(line.position, line.sku, line.quantity, line.unit_price)
+                for line in self.lines
+            ),
+        )
+
 
 class OrderLine(Base):
     __tablename__ = "order_line"
@@ -64,42 +73,11 @@ class IdempotencyRecord(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
 
 
-# An order as the rest of the service reads it: an ``Order`` loaded to be changed, or an
-# ``OrderData``.
-class OrderLineView(Protocol):
-    @property
-    def position(self) -> int: ...
-    @property
-    def sku(self) -> str: ...
-    @property
-    def quantity(self) -> int: ...
-    @property
-    def unit_price(self) -> Decimal: ...
-
-
-class OrderView(Protocol):
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def user_id(self) -> uuid.UUID: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def total(self) -> Decimal: ...
-    @property
-    def created_at(self) -> dt.datetime: ...
-    @property
-    def updated_at(self) -> dt.datetime: ...
-    @property
-    def lines(self) -> Sequence[OrderLineView]: ...
-
-
 # An order as plain data: a new one (written with Core INSERTs) and one read to be shown
 # (read with one Core SELECT). Neither is tracked by a session; building ORM instances
 # (instrumented attributes, identity map, a collection for the lines) cost more than the
-# rest of the request's own work. Only a change (a cancellation) loads an ``Order``.
+# rest of the request's own work. Only a change (a cancellation) loads an ``Order``, and
+# hands out its ``data()``.
 @dataclass(frozen=True, slots=True)
 class OrderLineData:
     position: int
@@ -118,3 +96,17 @@ class OrderData:
     created_at: dt.datetime
     updated_at: dt.datetime
     lines: tuple[OrderLineData, ...]
+
+    @classmethod
+    def of(cls, order: Any, lines: tuple[OrderLineData, ...]) -> OrderData:
+        """From anything with an order's columns as attributes: an ``Order``, a result row."""
+        return cls(
+            id=order.id,
+            user_id=order.user_id,
+            status=order.status,
+            currency=order.currency,
+            total=order.total,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+            lines=lines,
+        )

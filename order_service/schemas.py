@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from order_service.models import OrderView
+from order_service.models import OrderData
 from order_service.services.pricing import format_money, line_total
 
 MoneyOut = Annotated[Decimal, PlainSerializer(format_money, return_type=str)]
@@ -95,7 +95,7 @@ class OrderPage(BaseModel):
     )
 
 
-def order_read(order: OrderView) -> OrderRead:
+def order_read(order: OrderData) -> OrderRead:
     return OrderRead(
         id=order.id,
         user_id=order.user_id,

@@ -5,7 +5,8 @@ import contextlib
 import gc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.models import OAuth2 as OAuth2Model
@@ -176,6 +177,31 @@ class BearerAuth(SecurityBase, Generic[P]):
         except TokenError:
             raise InvalidToken() from None
         return self._principal(request, claims)
+
+
+class ServiceState(Protocol):
+    @property
+    def token_verifier(self) -> TokenVerifier: ...
+
+
+S = TypeVar("S", bound=ServiceState)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller(Generic[S]):
+    """Who calls (the token's user) and the service's parts, resolved once per request."""
+
+    state: S
+    user_id: uuid.UUID
+
+
+def caller_auth(state_of: Callable[[Request], S], *, token_url: str) -> BearerAuth[Caller[S]]:
+    """The bearer dependency of a service's routes: the ``Caller`` of a valid token."""
+    return BearerAuth(
+        token_url=token_url,
+        verifier_of=lambda request: state_of(request).token_verifier,
+        principal=lambda request, claims: Caller(state_of(request), user_id_of(claims)),
+    )
 
 
 def user_id_of(claims: AccessClaims) -> uuid.UUID:

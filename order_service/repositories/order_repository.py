@@ -11,7 +11,7 @@ from sqlalchemy import Select, Subquery, Table, and_, bindparam, insert, or_, se
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
-from order_service.models import Order, OrderData, OrderLine, OrderLineData, OrderView
+from order_service.models import Order, OrderData, OrderLine, OrderLineData
 
 _ORDERS = cast(Table, Order.__table__)
 _LINES = cast(Table, OrderLine.__table__)
@@ -20,7 +20,7 @@ _INSERT_LINE = insert(_LINES)
 
 
 async def insert_orders(
-    executor: AsyncSession | AsyncConnection, orders: Sequence[OrderView]
+    executor: AsyncSession | AsyncConnection, orders: Sequence[OrderData]
 ) -> None:
     """New orders and their lines as two Core INSERTs (each an executemany): the orders are
     new, so there is nothing for the ORM to track."""
@@ -130,7 +130,7 @@ class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, order: OrderView) -> None:
+    async def add(self, order: OrderData) -> None:
         await insert_orders(self._session, [order])
 
     async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
@@ -173,17 +173,6 @@ class OrderRepository:
             if row.position is not None:
                 lines.append(OrderLineData(row.position, row.sku, row.quantity, row.unit_price))
             if n + 1 == len(rows) or rows[n + 1].id != row.id:
-                orders.append(
-                    OrderData(
-                        id=row.id,
-                        user_id=row.user_id,
-                        status=row.status,
-                        currency=row.currency,
-                        total=row.total,
-                        created_at=row.created_at,
-                        updated_at=row.updated_at,
-                        lines=tuple(lines),
-                    )
-                )
+                orders.append(OrderData.of(row, tuple(lines)))
                 lines = []
         return orders

@@ -30,10 +30,8 @@ from order_service.models import (
     CANCELLED,
     PENDING,
     IdempotencyRecord,
-    Order,
     OrderData,
     OrderLineData,
-    OrderView,
 )
 from order_service.repositories.order_writer import OrderWriter
 from order_service.services.pagination import decode_cursor, encode_cursor
@@ -50,7 +48,7 @@ class LineInput:
 
 @dataclass(frozen=True, slots=True)
 class PlacedOrder:
-    order: OrderView
+    order: OrderData
     replayed: bool
 
 
@@ -179,7 +177,7 @@ async def get_order(
 
 async def cancel_order(
     uow: OrderUnitOfWork, users: UserVerifier, *, user_id: uuid.UUID, order_id: uuid.UUID
-) -> Order:
+) -> OrderData:
     await ensure_user_may_act(users, user_id)
     async with uow:
         order = await uow.orders.get_for_update(order_id, user_id)
@@ -190,7 +188,7 @@ async def cancel_order(
         order.status = CANCELLED
         order.updated_at = utc_now()
         await uow.commit()
-    return order
+        return order.data()
 
 
 async def purge_expired_idempotency_keys(uow: OrderUnitOfWork, *, batch: int = 1000) -> int:

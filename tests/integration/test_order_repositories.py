@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWork
 from order_service.core.user_verification import UserCheck
 from order_service.errors import OrderNotCancellable
-from order_service.models import IdempotencyRecord, Order, OrderData, OrderLineData
+from order_service.models import IdempotencyRecord, OrderData, OrderLineData
 from order_service.repositories.idempotency_repository import KeyLocks
 from order_service.repositories.order_writer import OrderWriter
 from order_service.services import order_service
@@ -170,9 +170,10 @@ async def test_concurrent_cancels_let_exactly_one_win(new_uow: NewUow) -> None:
         ),
         return_exceptions=True,
     )
-    winners = [r for r in results if isinstance(r, Order)]
+    winners = [r for r in results if isinstance(r, OrderData)]
     assert len(winners) == 1
-    assert all(isinstance(r, OrderNotCancellable) for r in results if not isinstance(r, Order))
+    assert winners[0].status == "cancelled"
+    assert all(isinstance(r, OrderNotCancellable) for r in results if not isinstance(r, OrderData))
 
 
 @pytest.fixture

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import secrets
-import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from servicekit.tokens import AccessClaims
-from servicekit.web import BearerAuth, user_id_of
+from servicekit.web import Caller, caller_auth
 from user_service.core.state import UserServiceState
 from user_service.errors import InvalidServiceCredential
 
@@ -32,27 +29,8 @@ async def get_state(request: Request) -> UserServiceState:
 State = Annotated[UserServiceState, Depends(get_state)]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who calls (the token's user) and the service's parts, resolved once per request."""
-
-    state: UserServiceState
-    user_id: uuid.UUID
-
-
-def _caller(request: Request, claims: AccessClaims) -> Caller:
-    return Caller(state_of(request), user_id_of(claims))
-
-
 Authenticated = Annotated[
-    Caller,
-    Depends(
-        BearerAuth(
-            token_url="/auth/token",
-            verifier_of=lambda request: state_of(request).token_verifier,
-            principal=_caller,
-        )
-    ),
+    Caller[UserServiceState], Depends(caller_auth(state_of, token_url="/auth/token"))
 ]
 
 _service_bearer = HTTPBearer(auto_error=False, scheme_name="ServiceCredential")
