@@ -94,7 +94,7 @@ class RedisCache:
         self._max_batch = max_batch
         self._reading = False
         self._queued: list[tuple[str, asyncio.Future[bytes | None]]] = []
-        self._drain: asyncio.Task[None] | None = None
+        self._drain: asyncio.Task[None] | None = None  # held: the loop keeps only a weak one
 
     async def get(self, key: str) -> bytes | None:
         if self._reading:

@@ -83,7 +83,7 @@ def _with_lines(page: Subquery, *, lateral: bool) -> Select[Any]:
     )
 
 
-class _Read:
+class BuiltRead:
     """A read built once, for each kind of database: building a statement cost more than
     running it."""
 
@@ -96,19 +96,19 @@ class _Read:
 
 
 _NEWEST_FIRST = (_ORDERS.c.created_at.desc(), _ORDERS.c.id.desc())
-_ONE = _Read(
+ONE_ORDER = BuiltRead(
     select(_ORDERS)
     .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.user_id == bindparam("user_id"))
     .subquery("page")
 )
-_FIRST_PAGE = _Read(
+FIRST_PAGE = BuiltRead(
     select(_ORDERS)
     .where(_ORDERS.c.user_id == bindparam("user_id"))
     .order_by(*_NEWEST_FIRST)
     .limit(bindparam("limit"))
     .subquery("page")
 )
-_NEXT_PAGE = _Read(
+NEXT_PAGE = BuiltRead(
     select(_ORDERS)
     .where(
         _ORDERS.c.user_id == bindparam("user_id"),
@@ -134,7 +134,7 @@ class OrderRepository:
         await insert_orders(self._session, [order])
 
     async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
-        orders = await self._read(_ONE, {"order_id": order_id, "user_id": user_id})
+        orders = await self._read(ONE_ORDER, {"order_id": order_id, "user_id": user_id})
         return orders[0] if orders else None
 
     async def get_for_update(self, order_id: uuid.UUID, user_id: uuid.UUID) -> Order | None:
@@ -156,14 +156,14 @@ class OrderRepository:
     ) -> list[OrderData]:
         """Newest first; ``before`` is the (created_at, id) of the last order already seen."""
         if before is None:
-            return await self._read(_FIRST_PAGE, {"user_id": user_id, "limit": limit})
+            return await self._read(FIRST_PAGE, {"user_id": user_id, "limit": limit})
         created_at, order_id = before
         return await self._read(
-            _NEXT_PAGE,
+            NEXT_PAGE,
             {"user_id": user_id, "limit": limit, "before_at": created_at, "before_id": order_id},
         )
 
-    async def _read(self, read: _Read, params: dict[str, Any]) -> list[OrderData]:
+    async def _read(self, read: BuiltRead, params: dict[str, Any]) -> list[OrderData]:
         connection = await self._session.connection()
         query = read.for_dialect(connection.dialect.name)
         rows = (await connection.execute(query, params)).all()
