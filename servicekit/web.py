@@ -88,11 +88,11 @@ def _frozen_after_start(lifespan: Any) -> Any:
     @contextlib.asynccontextmanager
     async def wrapped(app: FastAPI) -> AsyncIterator[Any]:
         async with lifespan(app) as state:
-            _COLLECTOR.serving_started()
+            COLLECTOR.serving_started()
             try:
                 yield state
             finally:
-                _COLLECTOR.serving_stopped()
+                COLLECTOR.serving_stopped()
 
     return wrapped
 
@@ -103,6 +103,11 @@ class CollectorTuning:
     def __init__(self) -> None:
         self._serving = 0
         self._thresholds = gc.get_threshold()
+
+    @property
+    def serving(self) -> int:
+        """How many apps serve now."""
+        return self._serving
 
     def serving_started(self) -> None:
         if self._serving == 0:
@@ -119,7 +124,7 @@ class CollectorTuning:
             gc.unfreeze()
 
 
-_COLLECTOR = CollectorTuning()
+COLLECTOR = CollectorTuning()
 
 
 def _point_password_flows_at(app: FastAPI, token_url: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from servicekit.web import CollectorTuning, create_base_app
+from servicekit.web import COLLECTOR, CollectorTuning, create_base_app
 
 TUNED = (20_000, 20, 20)
 
@@ -18,9 +18,12 @@ async def test_a_serving_app_has_its_startup_heap_frozen_and_the_collector_tuned
         yield {}
 
     app = create_base_app(title="t", version="1", lifespan=lifespan, max_body_bytes=1024)
+    before = COLLECTOR.serving  # other tests' apps may be serving too
     async with app.router.lifespan_context(app):
+        assert COLLECTOR.serving == before + 1
         assert gc.get_threshold() == TUNED
         assert gc.get_freeze_count() > 0
+    assert COLLECTOR.serving == before
 
 
 def test_the_collector_is_restored_when_the_last_app_stops() -> None:
