@@ -7,14 +7,23 @@ pub/sub; callers that need more must not rely on the bus alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import redis.exceptions
 from redis.asyncio import Redis
+
+from servicekit.resp import (
+    PipelinedClient,
+    RedisAddress,
+    Reply,
+    RespProtocol,
+    connect,
+    encode_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +90,11 @@ class InMemoryBus:
 
 
 class RedisBus:
-    """One pub/sub connection per process, re-established after any fault."""
+    """Redis pub/sub on two connections of its own: one subscribed, one publishing.
+
+    Built from a redis-py client's address, credentials, timeouts and name; it speaks the
+    protocol itself (``servicekit.resp``). The subscription is re-established after any
+    fault; a quiet one is checked with a ``PING`` every ``poll_interval`` seconds."""
 
     def __init__(
         self,
@@ -91,12 +104,15 @@ class RedisBus:
         reconnect_delay: float = 0.2,
         max_reconnect_delay: float = 2.0,
     ) -> None:
-        self._client = client
+        self._address = RedisAddress.of(client)
+        self._publisher = PipelinedClient(self._address)
         self._dispatcher = _Dispatcher()
         self._poll_interval = poll_interval
         self._reconnect_delay = reconnect_delay
         self._max_reconnect_delay = max_reconnect_delay
         self._listener: asyncio.Task[None] | None = None
+        self._confirmed = 0
+        self._pong = asyncio.Event()
         self.subscribed = asyncio.Event()
 
     def subscribe(self, channel: str, handler: Handler) -> None:
@@ -119,36 +135,66 @@ class RedisBus:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
+        await self._publisher.close()
         await self._dispatcher.drain()
 
     async def publish(self, channel: str, message: bytes) -> int:
-        receivers: int = await self._client.publish(channel, message)
+        receivers = await self._publisher.call(b"PUBLISH", channel.encode(), message)
+        if not isinstance(receivers, int):
+            raise redis.exceptions.ResponseError(f"PUBLISH answered {receivers!r}")
         return receivers
+
+    def _on_push(self, push: Reply) -> None:
+        if not isinstance(push, list) or len(push) < 2:
+            return
+        kind = push[0]
+        if kind == b"message" and len(push) == 3:
+            channel, data = push[1], push[2]
+            if isinstance(channel, bytes) and isinstance(data, bytes):
+                self._dispatcher.dispatch(channel.decode(), data)
+        elif kind == b"subscribe":
+            self._confirmed += 1
+            if self._confirmed == len(self._dispatcher.handlers):
+                self.subscribed.set()
+        elif kind == b"pong":
+            self._pong.set()
 
     async def _listen(self) -> None:
         delay = self._reconnect_delay
-        channels = list(self._dispatcher.handlers)
+        channels = [channel.encode() for channel in self._dispatcher.handlers]
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            connection: RespProtocol | None = None
             try:
-                await pubsub.subscribe(*channels)
-                self.subscribed.set()
+                self._confirmed = 0
+                connection = await connect(self._address, self._on_push)
+                connection.send(encode_command(b"SUBSCRIBE", *channels))
+                async with asyncio.timeout(self._address.timeout):
+                    await self.subscribed.wait()
                 delay = self._reconnect_delay
-                log.info("subscribed to %s", ", ".join(channels))
-                while True:
-                    message = await pubsub.get_message(timeout=self._poll_interval)
-                    if message is None:
-                        # Quiet channel: make sure the connection is still alive.
-                        await pubsub.check_health()  # type: ignore[no-untyped-call]
-                        continue
-                    if message.get("type") == "message":
-                        channel = message["channel"].decode()
-                        self._dispatcher.dispatch(channel, message["data"])
-            except (redis.exceptions.RedisError, OSError) as exc:
+                log.info("subscribed to %s", ", ".join(self._dispatcher.handlers))
+                await self._watch(connection)
+            except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
                 self.subscribed.clear()
                 log.warning("redis bus lost its subscription (%r); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_reconnect_delay)
             finally:
-                with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if connection is not None:
+                    connection.close()
+
+    async def _watch(self, connection: RespProtocol) -> None:
+        """Return never; raise when the connection is lost or a quiet one stops answering."""
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(connection.lost), self._poll_interval)
+            except TimeoutError:
+                if time.monotonic() - connection.last_heard < self._poll_interval:
+                    continue
+                self._pong.clear()
+                connection.send(encode_command(b"PING"))
+                try:
+                    await asyncio.wait_for(self._pong.wait(), self._address.timeout)
+                except TimeoutError:
+                    raise redis.exceptions.TimeoutError("no answer to PING") from None
+                continue
+            raise redis.exceptions.ConnectionError("the subscription connection closed")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import asyncpg.exceptions
 import redis.exceptions
 import sqlalchemy.exc
 
@@ -97,6 +98,12 @@ DEPENDENCY_FAULTS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.DisconnectionError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    # asyncpg's own, from reads that bypass the engine (servicekit.database.PostgresLookups):
+    # connection lost, refused, or the server shutting down or starting up.
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
     ConnectionError,
     TimeoutError,
 )

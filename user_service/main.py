@@ -17,7 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import VERIFY_USER_CHANNEL
 from servicekit.bus import MessageBus, RedisBus
 from servicekit.cache import Cache, RedisCache
-from servicekit.database import create_service_engine, create_session_factory, database_check
+from servicekit.database import (
+    PostgresLookups,
+    create_service_engine,
+    create_session_factory,
+    database_check,
+)
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.ratelimit import RateLimiter, RedisRateLimiter
@@ -34,6 +39,11 @@ from user_service.core.auth import (
 from user_service.core.config import UserSettings
 from user_service.core.database import MIGRATIONS, VERSION_TABLE, UserUnitOfWork
 from user_service.core.state import UserServiceState
+from user_service.repositories.user_repository import (
+    PostgresUserStates,
+    SessionUserStates,
+    UserStates,
+)
 from user_service.routers import auth_router, user_router
 from user_service.routers.dependencies import STATE_KEY
 from user_service.routers.verification_consumer import verification_handler
@@ -68,6 +78,13 @@ async def build_user_service(
         def new_uow(*, read_only: bool = False) -> UserUnitOfWork:
             return UserUnitOfWork(lookups if read_only else sessions)
 
+        user_states: UserStates = SessionUserStates(lookups)
+        postgres = PostgresLookups.of(settings)
+        if postgres is not None:
+            await postgres.start()
+            stack.push_async_callback(postgres.close)
+            user_states = PostgresUserStates(postgres)
+
         key = (
             signing_key_from_pem(settings.jwt_private_key.get_secret_value().encode())
             if settings.jwt_private_key
@@ -82,6 +99,7 @@ async def build_user_service(
         state = UserServiceState(
             settings=settings,
             new_uow=new_uow,
+            user_states=user_states,
             cache=cache,
             hasher=hasher,
             limiter=limiter,

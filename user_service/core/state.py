@@ -11,12 +11,14 @@ from servicekit.tokens import TokenVerifier
 from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
 from user_service.core.config import UserSettings
 from user_service.core.database import UserUnitOfWork
+from user_service.repositories.user_repository import UserStates
 
 
 @dataclass(frozen=True)
 class UserServiceState:
     settings: UserSettings
     new_uow: UnitOfWorkFactory[UserUnitOfWork]
+    user_states: UserStates
     cache: Cache
     hasher: PasswordHasher
     limiter: RateLimiter

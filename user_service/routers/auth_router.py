@@ -68,7 +68,5 @@ async def read_jwks(state: State, response: Response) -> JsonWebKeySet:
     responses=problem_responses(401),
 )
 async def verify_user(user_id: uuid.UUID, state: State) -> UserVerificationRead:
-    result = await user_service.verify_user(
-        state.new_uow(read_only=True), state.cache, user_id=user_id
-    )
+    result = await user_service.verify_user(state.user_states, state.cache, user_id=user_id)
     return UserVerificationRead(user_id=result.user_id, exists=result.exists, active=result.active)

@@ -11,6 +11,7 @@ import pydantic
 
 from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, UserVerification, VerifyUser
 from servicekit.bus import Handler, MessageBus
+from servicekit.errors import is_dependency_fault
 from servicekit.logs import request_id_var
 from user_service.core.state import UserServiceState
 from user_service.services import user_service
@@ -36,8 +37,14 @@ def verification_handler(state: UserServiceState, bus: MessageBus) -> Handler:
             )
             await bus.publish(USER_VERIFICATION_RESPONSE_CHANNEL, answer.model_dump_json().encode())
 
-        await user_service.verify_user(
-            state.new_uow(read_only=True), state.cache, user_id=request.user_id, reply=reply
-        )
+        try:
+            await user_service.verify_user(
+                state.user_states, state.cache, user_id=request.user_id, reply=reply
+            )
+        except Exception as exc:
+            if not is_dependency_fault(exc):
+                raise
+            # No answer: the asker falls back to HTTP, which answers 503 while this lasts.
+            log.warning("could not answer verify_user for %s: %r", request.user_id, exc)
 
     return handle

@@ -32,6 +32,7 @@ from user_service.errors import (
     WrongCurrentPassword,
 )
 from user_service.models import User, UserState
+from user_service.repositories.user_repository import UserStates
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,7 @@ async def deactivate_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UU
 
 
 async def verify_user(
-    uow: UserUnitOfWork,
+    states: UserStates,
     cache: Cache,
     *,
     user_id: uuid.UUID,
@@ -271,8 +272,7 @@ async def verify_user(
     """The question other services ask: does this user exist, and may they act? The answer
     also refreshes ``user:{user_id}``, so the asker's next question is a cache hit; with
     ``reply``, the answer is sent first and the asker does not wait for that write."""
-    async with uow:
-        user = await uow.users.state(user_id)
+    user = await states.state(user_id)
     status = UserStatus(
         user_id=user_id, exists=user is not None, active=user is not None and user.is_active
     )
