@@ -8,7 +8,6 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
-import asyncpg
 from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
@@ -111,72 +110,6 @@ def database_check(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
             await conn.execute(text("SELECT 1"))
 
     return check
-
-
-class PostgresLookups:
-    """Single-statement reads on a small asyncpg pool of their own, for the hottest lookups.
-
-    Through the engine, a one-row primary-key read costs a session, a checkout and the
-    driver adapter: 500 us where asyncpg alone takes 120 (measured here; docs/benchmarks.md).
-    Only reads that need no transaction belong here. The pool connects on first use, drops
-    connections the server closed at the next checkout, and bounds every wait as the engine
-    does; a connection's state needs no reset between these reads (asyncpg still rolls back
-    a transaction left open), which saves a round trip per read."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        application_name: str,
-        size: int = 4,
-        connect_timeout: float = 3.0,
-        statement_timeout: float = 10.0,
-    ) -> None:
-        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
-        self._application_name = application_name
-        self._size = size
-        self._connect_timeout = connect_timeout
-        self._statement_timeout = statement_timeout
-        self._pool: asyncpg.Pool | None = None
-
-    @classmethod
-    def of(cls, settings: ServiceSettings) -> PostgresLookups | None:
-        """For a service on Postgres; None on any other database."""
-        if make_url(settings.database_url).get_backend_name() != "postgresql":
-            return None
-        return cls(
-            settings.database_url,
-            application_name=settings.service_name,
-            connect_timeout=settings.db_connect_timeout,
-            statement_timeout=settings.db_statement_timeout,
-        )
-
-    async def start(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            self._dsn,
-            min_size=0,
-            max_size=self._size,
-            timeout=self._connect_timeout,
-            command_timeout=self._statement_timeout,
-            server_settings={"application_name": self._application_name},
-            reset=_keep_session,
-        )
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-    async def fetch_row(self, query: str, *args: Any) -> asyncpg.Record | None:
-        if self._pool is None:
-            raise RuntimeError("PostgresLookups used before start()")
-        async with self._pool.acquire(timeout=self._connect_timeout) as connection:
-            row: asyncpg.Record | None = await connection.fetchrow(query, *args)
-            return row
-
-
-async def _keep_session(_: asyncpg.Connection) -> None:
-    """Nothing to reset: the pool's users set no session state."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -17,14 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import VERIFY_USER_CHANNEL
 from servicekit.bus import MessageBus, RedisBus
 from servicekit.cache import Cache, RedisCache
-from servicekit.database import (
-    PostgresLookups,
-    create_service_engine,
-    create_session_factory,
-    database_check,
-)
+from servicekit.database import create_service_engine, create_session_factory, database_check
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
+from servicekit.postgres import PostgresLookups
 from servicekit.ratelimit import RateLimiter, RedisRateLimiter
 from servicekit.redis import create_redis
 from servicekit.settings import load_settings
@@ -40,7 +36,10 @@ from user_service.core.config import UserSettings
 from user_service.core.database import MIGRATIONS, VERSION_TABLE, UserUnitOfWork
 from user_service.core.state import UserServiceState
 from user_service.repositories.user_repository import (
+    USER_CHANGES_CHANNEL,
+    USER_CHANGES_SENDER_EXISTS,
     PostgresUserStates,
+    RememberedUserStates,
     SessionUserStates,
     UserStates,
 )
@@ -83,7 +82,17 @@ async def build_user_service(
         if postgres is not None:
             await postgres.start()
             stack.push_async_callback(postgres.close)
-            user_states = PostgresUserStates(postgres)
+            listener = postgres.listener(USER_CHANGES_CHANNEL)
+            remembered = RememberedUserStates(
+                PostgresUserStates(postgres), live=lambda: listener.live
+            )
+            await listener.start(
+                on_notify=remembered.changed,
+                on_reset=remembered.forget_all,
+                sender_exists=USER_CHANGES_SENDER_EXISTS,
+            )
+            stack.push_async_callback(listener.close)
+            user_states = remembered
 
         key = (
             signing_key_from_pem(settings.jwt_private_key.get_secret_value().encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Protocol, cast
 
 from sqlalchemy import Table, bindparam, select
@@ -10,7 +11,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as postgres
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from servicekit.database import PostgresLookups
+from servicekit.postgres import PostgresLookups
 from user_service.errors import EmailAlreadyRegistered
 from user_service.models import User, UserState
 
@@ -77,3 +78,60 @@ class PostgresUserStates:
     async def state(self, user_id: uuid.UUID) -> UserState | None:
         row = await self._lookups.fetch_row(_STATE_OF_SQL, user_id)
         return None if row is None else UserState(row[0], row[1], row[2], row[3])
+
+
+# Sent by the database (migration 0002) with the user's id whenever a row of user_account
+# changes, at commit.
+USER_CHANGES_CHANNEL = "user_account_changed"
+USER_CHANGES_SENDER_EXISTS = (
+    "SELECT 1 FROM pg_trigger WHERE tgname = 'user_account_changed' AND NOT tgisinternal"
+    " AND tgenabled <> 'D' AND tgrelid = 'user_account'::regclass"
+)
+
+
+class RememberedUserStates:
+    """Answers again from memory what it read before, while ``live()`` says that every
+    change to a user will be notified (``changed``); it forgets everything when that
+    promise was broken (``forget_all``).
+
+    A read that was in flight when any change arrived is returned but not kept: it may
+    predate the change. The memory is consulted only on a miss of ``user:{id}``, which a
+    deactivation overwrites before it commits; what is left is the moment between another
+    replica's commit and its notification arriving here, as with a read that began just
+    before that commit. ``capacity`` bounds the memory; the oldest entry goes first."""
+
+    def __init__(
+        self, inner: UserStates, *, live: Callable[[], bool], capacity: int = 100_000
+    ) -> None:
+        self._inner = inner
+        self._live = live
+        self._capacity = capacity
+        self._states: dict[uuid.UUID, UserState] = {}
+        self._changes = 0  # counts every change heard, so a read can tell one happened
+
+    async def state(self, user_id: uuid.UUID) -> UserState | None:
+        if self._live():
+            known = self._states.get(user_id)
+            if known is not None:
+                return known
+        changes = self._changes
+        state = await self._inner.state(user_id)
+        if state is not None and self._changes == changes and self._live():
+            if len(self._states) >= self._capacity:
+                del self._states[next(iter(self._states))]
+            self._states[user_id] = state
+        return state
+
+    def changed(self, payload: str) -> None:
+        self._changes += 1
+        try:
+            self._states.pop(uuid.UUID(payload), None)
+        except ValueError:
+            self._states.clear()
+
+    def forget_all(self) -> None:
+        self._changes += 1
+        self._states.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)
