@@ -5,14 +5,21 @@ one ends within the client timeout; afterwards the services heal without a resta
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from contracts import INTERNAL_VERIFICATION_PATH
 from tests.faults.conftest import accounts
 from tests.support.api import Api
+from tests.support.deployments import INTERNAL_TOKEN
 from tests.support.distributed import DistributedStack
 from tests.support.ledger import check_ledger
 from tests.support.load import OrderLoad, order_load
 from tests.support.tcp_proxy import TcpProxy
+
+# A bound for failures only: no assertion depends on how fast anything is.
+PATIENCE = 30.0
 
 
 def only_created_or_503(load: OrderLoad) -> None:
@@ -49,3 +56,36 @@ async def test_postgres_outage_under_load_gives_503_and_heals(
     only_created_or_503(load)
     report = await check_ledger(stack.order_database_url, stack.order_service.url, load.outcomes)
     print(f"postgres {fault} ledger:", report)
+
+
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+async def test_user_verification_is_not_answered_from_memory_while_postgres_is_away(
+    fault_api: Api, postgres_proxy: TcpProxy, fault: str
+) -> None:
+    """The user service answers ``verify_user`` from a memory of user states only while its
+    change feed (a LISTEN connection through the same proxy) is live. Cut, the feed is lost
+    at once; stalled, its check finds out within a bound. Then the answer is 503 (the
+    database cannot be read), never 500 and never the remembered one for good; afterwards
+    the answers come back by themselves."""
+    account = (await accounts(fault_api, 1))[0]
+    path = INTERNAL_VERIFICATION_PATH.format(user_id=account.id)
+    headers = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+    for _ in range(2):  # the second answer comes from memory
+        answer = await fault_api.users.get(path, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["active"] is True
+    if fault == "cut":
+        await postgres_proxy.cut()
+    else:
+        postgres_proxy.stall()
+    statuses: list[int] = []
+    async with asyncio.timeout(PATIENCE):
+        while not statuses or statuses[-1] != 503:
+            statuses.append((await fault_api.users.get(path, headers=headers)).status_code)
+    assert set(statuses) <= {200, 503}, statuses
+    await postgres_proxy.restore()
+    async with asyncio.timeout(PATIENCE):
+        while (answer := await fault_api.users.get(path, headers=headers)).status_code != 200:
+            assert answer.status_code == 503, answer.text
+            await asyncio.sleep(0.1)
+    assert answer.json() == {"user_id": account.id, "exists": True, "active": True}

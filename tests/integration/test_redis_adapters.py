@@ -11,7 +11,9 @@ from servicekit.bus import RedisBus
 from servicekit.cache import RedisCache
 from servicekit.errors import is_dependency_fault
 from servicekit.redis import create_redis
+from servicekit.resp import PipelinedClient, RedisAddress
 from tests.support.backing import PrivateRedis, free_port
+from tests.support.tcp_proxy import tcp_proxy
 
 
 def _value(version: int, active: bool) -> bytes:
@@ -131,3 +133,104 @@ async def test_every_queued_read_gets_the_fault_and_the_cache_recovers(
     await redis_client.set("user:f", _value(2, True))
     values = await asyncio.gather(*(cache.get("user:f") for _ in range(10)))
     assert {json.loads(v or b"{}")["version"] for v in values} == {2}
+
+
+def _bus_client(port: int, *, name: str = "bus-test") -> Redis:
+    return create_redis("127.0.0.1", port, name=name, connect_timeout=0.25, timeout=0.25)
+
+
+async def test_pipelined_commands_each_get_their_own_reply_even_when_callers_give_up(
+    redis_client: Redis,
+) -> None:
+    """Many commands in flight on one connection: replies are matched in order, and a caller
+    cancelled while waiting leaves its place in line, so no later caller gets its reply."""
+    for n in range(60):
+        await redis_client.set(f"pipe:{n}", str(n))
+    client = PipelinedClient(RedisAddress.of(redis_client))
+    try:
+        calls = [asyncio.create_task(client.call(b"GET", f"pipe:{n}".encode())) for n in range(60)]
+        await asyncio.sleep(0)  # every command written, none answered yet
+        for n in range(0, 60, 3):
+            calls[n].cancel()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for n, result in enumerate(results):
+            if n % 3 == 0:
+                assert isinstance(result, asyncio.CancelledError)
+            else:
+                assert result == str(n).encode()
+        assert await client.call(b"GET", b"pipe:59") == b"59"
+        with pytest.raises(redis_errors.ResponseError):
+            await client.call(b"NO-SUCH-COMMAND")
+        assert await client.call(b"GET", b"pipe:7") == b"7"
+    finally:
+        await client.close()
+
+
+async def test_the_bus_connections_carry_the_client_name(redis_client: Redis) -> None:
+    async def ignore(_: bytes) -> None:
+        return None
+
+    bus = RedisBus(_bus_client(redis_client.connection_pool.connection_kwargs["port"]))
+    bus.subscribe("chan-named", ignore)
+    await bus.start()
+    try:
+        await bus.publish("chan-named", b"x")
+        names = [entry["name"] for entry in await redis_client.client_list()]
+        assert names.count("bus-test") == 2, names  # the subscriber and the publisher
+    finally:
+        await bus.close()
+
+
+async def test_a_publish_to_a_dead_server_is_a_dependency_fault_and_heals(
+    redis_server: PrivateRedis, redis_client: Redis
+) -> None:
+    bus = RedisBus(redis_client)
+    assert await bus.publish("chan-c", b"before") == 0
+    await redis_server.stop()
+    with pytest.raises(redis_errors.ConnectionError) as caught:
+        await bus.publish("chan-c", b"during")
+    assert is_dependency_fault(caught.value)
+    await redis_server.start()
+    assert await bus.publish("chan-c", b"after") == 0
+    await bus.close()
+
+
+async def test_a_silent_server_times_out_the_publisher_and_the_subscriber_notices(
+    redis_server: PrivateRedis,
+) -> None:
+    """Through a proxy that stops forwarding (a hung server): a publish fails with a timeout
+    instead of hanging, the subscription is found dead by its PING and given up, and both
+    work again once the server answers."""
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handler(message: bytes) -> None:
+        await got.put(message)
+
+    async with tcp_proxy("127.0.0.1", redis_server.port) as proxy:
+        client = _bus_client(proxy.port)
+        bus = RedisBus(client, poll_interval=0.2, reconnect_delay=0.05, max_reconnect_delay=0.2)
+        bus.subscribe("chan-d", handler)
+        await bus.start()
+        try:
+            assert await bus.publish("chan-d", b"one") == 1
+            assert await asyncio.wait_for(got.get(), 5) == b"one"
+            proxy.stall()
+            with pytest.raises(redis_errors.TimeoutError) as caught:
+                await bus.publish("chan-d", b"lost")
+            assert is_dependency_fault(caught.value)
+            async with asyncio.timeout(10):  # a bound for failure, not a measurement
+                while bus.subscribed.is_set():  # noqa: ASYNC110 (no event for "lost")
+                    await asyncio.sleep(0.05)
+            await proxy.restore()
+            await asyncio.wait_for(bus.subscribed.wait(), 10)
+            assert await bus.publish("chan-d", b"two") == 1
+            # The failed publish may still arrive (the proxy delivers what it held): a failed
+            # publish means "unknown", which the verifier treats as no answer.
+            earlier = []
+            async with asyncio.timeout(5):
+                while (message := await got.get()) != b"two":
+                    earlier.append(message)
+            assert earlier in ([], [b"lost"])
+        finally:
+            await bus.close()
+            await client.aclose()
