@@ -2,7 +2,9 @@
 
 Calls the Order Service's real adapter (``CachedBusUserVerifier`` over ``RedisCache`` and
 ``RedisBus``, and ``HttpUserVerifier``) against the running distributed user service:
-- raw: one ``GET`` on the same Redis client, the floor of any cache read;
+- raw: one ``GET`` on the same Redis client, the floor of any cache read (the targets'
+  floor); and one on the bus's own connection (``servicekit.resp``), which is leaner, shown
+  beside it so that the pub/sub figure can be read against either;
 - cache hit: ``verify`` with ``user:{id}`` present;
 - pub/sub: ``verify`` after the key was deleted (untimed), so the answer comes on the bus;
 - HTTP fallback: the internal endpoint of the user service.
@@ -25,6 +27,7 @@ from order_service.core.user_verification import CachedBusUserVerifier, HttpUser
 from servicekit.bus import RedisBus
 from servicekit.cache import RedisCache
 from servicekit.redis import create_redis
+from servicekit.resp import PipelinedClient, RedisAddress
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -59,10 +62,12 @@ async def _measure(
     verifier = CachedBusUserVerifier(cache, bus, timeout=1.0, fallback=None)
     samples: dict[str, list[float]] = {
         "raw_redis_get": [],
+        "raw_bus_get": [],
         "cache_hit": [],
         "pubsub": [],
         "http": [],
     }
+    bus_connection = PipelinedClient(RedisAddress.of(redis))
     async with httpx.AsyncClient(base_url=user_service_url, timeout=2.0) as http:
         fallback = HttpUserVerifier(http, token=internal_token)
         await bus.start()
@@ -84,6 +89,7 @@ async def _measure(
 
             for n in range(rounds):
                 user_id, key = ids[n % len(ids)], keys[n % len(ids)]
+                raw_key = key.encode()
                 # Alternated twice: whichever goes first in a round meets the after-effects of
                 # the previous round's calls (the user service refreshing the cache), so both
                 # take that place once.
@@ -91,15 +97,17 @@ async def _measure(
                     samples["raw_redis_get"].append(await _time(redis.get, key))
                     samples["cache_hit"].append(await _time(from_cache, user_id))
                     samples["raw_redis_get"].append(await _time(redis.get, key))
+                    samples["raw_bus_get"].append(await _time(bus_connection.call, b"GET", raw_key))
                 await redis.delete(key)  # untimed: the next call must go to the bus
                 samples["pubsub"].append(await _time(from_bus, user_id))
                 samples["http"].append(await _time(fallback.verify, user_id))
         finally:
+            await bus_connection.close()
             await bus.close()
             await redis.aclose()
     result = {name: _summary(values) for name, values in samples.items()}
     floor = result["raw_redis_get"]["p50_us"]
-    for name in ("cache_hit", "pubsub", "http"):
+    for name in ("raw_bus_get", "cache_hit", "pubsub", "http"):
         result[name]["ratio_to_raw_p50"] = round(result[name]["p50_us"] / floor, 2)
     return result
 
