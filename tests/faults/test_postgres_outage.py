@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from contracts import INTERNAL_VERIFICATION_PATH
 from tests.faults.conftest import accounts
 from tests.support.api import Api
 from tests.support.deployments import INTERNAL_TOKEN
-from tests.support.distributed import DistributedStack
+from tests.support.distributed import ADMIN_DSN, DistributedStack
 from tests.support.ledger import check_ledger
 from tests.support.load import OrderLoad, order_load
 from tests.support.tcp_proxy import TcpProxy
@@ -58,9 +59,25 @@ async def test_postgres_outage_under_load_gives_503_and_heals(
     print(f"postgres {fault} ledger:", report)
 
 
+async def listener_checked(stack: DistributedStack) -> None:
+    """Until the user service's change feed has run a health check, which it does only
+    while live (its LISTEN in place and a trigger to send): from then on it remembers."""
+    connection = await asyncpg.connect(ADMIN_DSN)
+    try:
+        async with asyncio.timeout(PATIENCE):
+            while not await connection.fetchval(  # noqa: ASYNC110 (polling another process)
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+                " AND application_name LIKE '%-listener' AND query = 'SELECT 1'",
+                stack.databases.user_database,
+            ):
+                await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
+
+
 @pytest.mark.parametrize("fault", ["cut", "stall"])
 async def test_user_verification_is_not_answered_from_memory_while_postgres_is_away(
-    fault_api: Api, postgres_proxy: TcpProxy, fault: str
+    stack: DistributedStack, fault_api: Api, postgres_proxy: TcpProxy, fault: str
 ) -> None:
     """The user service answers ``verify_user`` from a memory of user states only while its
     change feed (a LISTEN connection through the same proxy) is live. Cut, the feed is lost
@@ -68,6 +85,7 @@ async def test_user_verification_is_not_answered_from_memory_while_postgres_is_a
     database cannot be read), never 500 and never the remembered one for good; afterwards
     the answers come back by themselves."""
     account = (await accounts(fault_api, 1))[0]
+    await listener_checked(stack)
     path = INTERNAL_VERIFICATION_PATH.format(user_id=account.id)
     headers = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
     for _ in range(2):  # the second answer comes from memory
@@ -84,8 +102,14 @@ async def test_user_verification_is_not_answered_from_memory_while_postgres_is_a
             statuses.append((await fault_api.users.get(path, headers=headers)).status_code)
     assert set(statuses) <= {200, 503}, statuses
     await postgres_proxy.restore()
+    after = 0
     async with asyncio.timeout(PATIENCE):
         while (answer := await fault_api.users.get(path, headers=headers)).status_code != 200:
             assert answer.status_code == 503, answer.text
+            after += 1
             await asyncio.sleep(0.1)
     assert answer.json() == {"user_id": account.id, "exists": True, "active": True}
+    print(
+        f"verification, postgres {fault}: {statuses.count(200)} x 200 then 503;"
+        f" {after} x 503 after restore, then 200"
+    )
