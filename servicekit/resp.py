@@ -73,6 +73,19 @@ def parse_reply(buffer: bytes, start: int) -> tuple[Reply, int]:
     raise ValueError(f"not a RESP2 reply: {buffer[start : start + 16]!r}")
 
 
+def split_replies(buffer: bytes) -> tuple[list[Reply], bytes]:
+    """The complete replies at the start of ``buffer``, and the bytes of an incomplete one."""
+    replies: list[Reply] = []
+    position = 0
+    try:
+        while position < len(buffer):
+            reply, position = parse_reply(buffer, position)
+            replies.append(reply)
+    except _Incomplete:
+        pass
+    return replies, buffer[position:]
+
+
 class RespProtocol(asyncio.Protocol):
     """One connection: writes what it is given, hands every complete reply to ``on_reply``."""
 
@@ -88,18 +101,13 @@ class RespProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = time.monotonic()
-        buffer = self._buffer + data if self._buffer else data
-        position = 0
         try:
-            while position < len(buffer):
-                reply, position = parse_reply(buffer, position)
-                self.on_reply(reply)
-        except _Incomplete:
-            pass
+            replies, self._buffer = split_replies(self._buffer + data if self._buffer else data)
         except ValueError:
             self.close()
             return
-        self._buffer = buffer[position:]
+        for reply in replies:
+            self.on_reply(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():

@@ -49,6 +49,12 @@ async def test_bus_publishes_to_subscribers_and_counts_them(redis_client: Redis)
         await listener.close()
 
 
+async def _until_unsubscribed(bus: RedisBus) -> None:
+    async with asyncio.timeout(10):  # a bound for failure, not a measurement
+        while bus.subscribed.is_set():  # noqa: ASYNC110 (no event for "lost")
+            await asyncio.sleep(0.05)
+
+
 async def test_bus_resubscribes_after_the_server_comes_back(
     redis_server: PrivateRedis, redis_client: Redis
 ) -> None:
@@ -64,9 +70,7 @@ async def test_bus_resubscribes_after_the_server_comes_back(
     await bus.start()
     try:
         await redis_server.stop()
-        async with asyncio.timeout(10):  # a bound for failure, not a measurement
-            while bus.subscribed.is_set():  # noqa: ASYNC110 (no event for "lost")
-                await asyncio.sleep(0.05)
+        await _until_unsubscribed(bus)
         await redis_server.start()
         await asyncio.wait_for(bus.subscribed.wait(), 10)
         assert await bus.publish("chan-b", b"again") == 1
@@ -218,9 +222,7 @@ async def test_a_silent_server_times_out_the_publisher_and_the_subscriber_notice
             with pytest.raises(redis_errors.TimeoutError) as caught:
                 await bus.publish("chan-d", b"lost")
             assert is_dependency_fault(caught.value)
-            async with asyncio.timeout(10):  # a bound for failure, not a measurement
-                while bus.subscribed.is_set():  # noqa: ASYNC110 (no event for "lost")
-                    await asyncio.sleep(0.05)
+            await _until_unsubscribed(bus)
             await proxy.restore()
             await asyncio.wait_for(bus.subscribed.wait(), 10)
             assert await bus.publish("chan-d", b"two") == 1

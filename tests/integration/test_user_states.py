@@ -92,7 +92,7 @@ class CountingStates:
 
 @contextlib.asynccontextmanager
 async def remembered(
-    database: Database,
+    database: Database, *, ready_timeout: float = PATIENCE
 ) -> AsyncIterator[tuple[RememberedUserStates, CountingStates, PostgresListener]]:
     counting = CountingStates(PostgresUserStates(database.lookups))
     listener = database.lookups.listener(USER_CHANGES_CHANNEL, check_interval=0.2)
@@ -101,7 +101,7 @@ async def remembered(
         on_notify=states.changed,
         on_reset=states.forget_all,
         sender_exists=USER_CHANGES_SENDER_EXISTS,
-        ready_timeout=PATIENCE,
+        ready_timeout=ready_timeout,
     )
     try:
         yield states, counting, listener
@@ -188,20 +188,9 @@ async def test_the_memory_is_dropped_when_the_feed_was_down(database: Database) 
 async def test_without_the_trigger_the_memory_stays_off(database: Database) -> None:
     await database.execute("DROP TRIGGER user_account_changed ON user_account")
     user_id = await database.add_user()
-    counting = CountingStates(PostgresUserStates(database.lookups))
-    listener = database.lookups.listener(USER_CHANGES_CHANNEL, check_interval=0.2)
-    states = RememberedUserStates(counting, live=lambda: listener.live)
-    await listener.start(
-        on_notify=states.changed,
-        on_reset=states.forget_all,
-        sender_exists=USER_CHANGES_SENDER_EXISTS,
-        ready_timeout=1.0,
-    )
-    try:
+    async with remembered(database, ready_timeout=1.0) as (states, counting, listener):
         assert not listener.live
         await states.state(user_id)
         await states.state(user_id)
         assert counting.reads == 2
         assert len(states) == 0
-    finally:
-        await listener.close()

@@ -3,7 +3,7 @@
 import pytest
 import redis.exceptions
 
-from servicekit.resp import Reply, _Incomplete, encode_command, parse_reply
+from servicekit.resp import Reply, encode_command, parse_reply, split_replies
 
 # A stream as Redis sends it to a subscriber and a publisher: confirmations, a message with
 # CRLF and binary in its data, a PING answer, an integer, a nil, an error, a status.
@@ -19,25 +19,12 @@ STREAM = (
 )
 
 
-def _read_all(buffer: bytes) -> tuple[list[Reply], bytes]:
-    """What a connection hands on from these bytes, and what it keeps for later."""
-    replies: list[Reply] = []
-    position = 0
-    try:
-        while position < len(buffer):
-            reply, position = parse_reply(buffer, position)
-            replies.append(reply)
-    except _Incomplete:
-        pass
-    return replies, buffer[position:]
-
-
 def _plain(replies: list[Reply]) -> list[object]:
     return [repr(r) if isinstance(r, Exception) else r for r in replies]
 
 
 def test_a_stream_reads_as_its_replies() -> None:
-    replies, rest = _read_all(STREAM)
+    replies, rest = split_replies(STREAM)
     assert rest == b""
     assert _plain(replies) == [
         [b"subscribe", b"verify_user", 1],
@@ -55,17 +42,17 @@ def test_a_stream_reads_as_its_replies() -> None:
 def test_a_stream_cut_anywhere_reads_the_same(cut: int) -> None:
     """Bytes arrive in any chunks: the replies before the cut are handed on at once, the
     rest once the remainder arrives, and nothing is lost or read twice."""
-    first, kept = _read_all(STREAM[:cut])
-    second, rest = _read_all(kept + STREAM[cut:])
+    first, kept = split_replies(STREAM[:cut])
+    second, rest = split_replies(kept + STREAM[cut:])
     assert rest == b""
-    assert _plain(first + second) == _plain(_read_all(STREAM)[0])
+    assert _plain(first + second) == _plain(split_replies(STREAM)[0])
 
 
 def test_commands_are_arrays_of_bulk_strings() -> None:
     assert encode_command(b"PUBLISH", b"ch", b"a\r\nb") == (
         b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$4\r\na\r\nb\r\n"
     )
-    assert _read_all(encode_command(b"PING", b""))[0] == [[b"PING", b""]]
+    assert split_replies(encode_command(b"PING", b""))[0] == [[b"PING", b""]]
 
 
 def test_bytes_that_are_not_resp_are_refused() -> None:
