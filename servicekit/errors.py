@@ -98,7 +98,7 @@ DEPENDENCY_FAULTS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.DisconnectionError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
-    # asyncpg's own, from reads that bypass the engine (servicekit.database.PostgresLookups):
+    # asyncpg's own, from reads that bypass the engine (servicekit.postgres.PostgresLookups):
     # connection lost, refused, or the server shutting down or starting up.
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.PostgresConnectionError,

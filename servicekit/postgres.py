@@ -19,16 +19,6 @@ from servicekit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-# What a lost, refused, stalled or shut-down server raises from asyncpg directly.
-POSTGRES_FAULTS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
-
 
 class PostgresLookups:
     """Single-statement reads on a small asyncpg pool of their own.
@@ -112,9 +102,6 @@ async def _keep_session(_: asyncpg.Connection) -> None:
 
 class NoSender(Exception):
     """The channel has no sender: listening to it proves nothing."""
-
-
-_LISTENER_FAULTS: tuple[type[BaseException], ...] = (*POSTGRES_FAULTS, NoSender)
 
 
 class PostgresListener:
@@ -216,7 +203,7 @@ class PostgresListener:
                         await connection.execute("SELECT 1")  # bounded by command_timeout
                         continue
                     raise ConnectionError("the listening connection closed")
-            except _LISTENER_FAULTS as exc:
+            except Exception as exc:  # whatever it was, the feed is not live; keep trying
                 self._lost(lost)
                 log.warning("lost %s (%r); listening again in %.1fs", self._channel, exc, delay)
                 await asyncio.sleep(delay)
