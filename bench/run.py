@@ -26,7 +26,6 @@ import httpx
 
 from bench import report
 from bench.servers import redis_server, scratch_databases, uvicorn_server
-from bench.verification import measure_verification
 from bench.wrk import (
     Request,
     WrkResult,
@@ -300,7 +299,8 @@ def measure_deployment(run: Run, deployment: Deployment) -> None:
         measure_fairness(run, deployment, accounts)
     if options.wants("verification") and "redis_port" in deployment.extra:
         print("  verification micro-benchmark", flush=True)
-        run.extras["verification"] = measure_verification(
+        run.extras["verification"] = verification_on(
+            deployment.extra["code_dir"],
             deployment.extra["redis_port"],
             deployment.users_url,
             deployment.extra["internal_token"],
@@ -308,6 +308,33 @@ def measure_deployment(run: Run, deployment: Deployment) -> None:
             options.verification_rounds,
         )
         print(report.format_verification(run.extras["verification"]), flush=True)
+
+
+# Runs ``bench.verification`` of the checkout it is started in, on that checkout's code.
+_VERIFICATION = (
+    "import json, sys\n"
+    "from bench.verification import measure_verification\n"
+    "print(json.dumps(measure_verification(*json.loads(sys.argv[1]))))\n"
+)
+
+
+def verification_on(code_dir: Path, *args: Any) -> dict[str, Any]:
+    """The verification micro-benchmark in a process of its own, on ``code_dir``'s code: the
+    asking side (the order service's verifier and bus) is then the compared checkout's too,
+    not this one's."""
+    done = subprocess.run(
+        [sys.executable, "-c", _VERIFICATION, json.dumps(args)],
+        cwd=code_dir,
+        env={**os.environ, "PYTHONPATH": str(code_dir)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"verification benchmark failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def measure_fairness(run: Run, deployment: Deployment, accounts: list[Account]) -> None:
@@ -415,7 +442,7 @@ def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
             orders.url,
             users.pid,
             orders.pid,
-            {"redis_port": redis_port, "internal_token": internal},
+            {"redis_port": redis_port, "internal_token": internal, "code_dir": code_dir},
         )
 
 
