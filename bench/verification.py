@@ -24,9 +24,8 @@ import uvloop
 
 from contracts import user_cache_key
 from order_service.core.user_verification import CachedBusUserVerifier, HttpUserVerifier
-from servicekit.bus import RedisBus
-from servicekit.cache import RedisCache
-from servicekit.redis import create_redis
+from servicekit.redis import RedisCache, create_redis
+from servicekit.redis_bus import RedisBus
 from servicekit.resp import PipelinedClient, RedisAddress
 
 

@@ -28,13 +28,14 @@ from order_service.repositories.order_writer import OrderWriter
 from order_service.routers import order_router
 from order_service.routers.dependencies import STATE_KEY
 from order_service.services import order_service
-from servicekit.bus import MessageBus, RedisBus
-from servicekit.cache import Cache, RedisCache
+from servicekit.bus import MessageBus
+from servicekit.cache import Cache
 from servicekit.database import create_service_engine, create_session_factory, database_check
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
-from servicekit.redis import create_redis
+from servicekit.redis import RedisCache, create_redis
+from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings
 from servicekit.tokens import KeySource, TokenVerifier
 from servicekit.web import create_base_app, health_router

@@ -1,4 +1,5 @@
-"""The message bus port (fire-and-forget pub/sub), with an in-process twin and a Redis adapter.
+"""The message bus port (fire-and-forget pub/sub), with its in-process twin (the Redis
+adapter: ``servicekit.redis_bus``).
 
 Delivery is at most once and only to subscribers present at that moment, as with Redis
 pub/sub; callers that need more must not rely on the bus alone.
@@ -8,22 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Protocol
-
-import redis.exceptions
-from redis.asyncio import Redis
-
-from servicekit.resp import (
-    PipelinedClient,
-    RedisAddress,
-    Reply,
-    RespProtocol,
-    connect,
-    encode_command,
-)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +31,7 @@ class MessageBus(Protocol):
         ...
 
 
-class _Dispatcher:
+class Dispatcher:
     """Runs each handler call as its own task and keeps a reference until it ends."""
 
     def __init__(self) -> None:
@@ -74,7 +62,7 @@ class InMemoryBus:
     """Delivers to handlers in this process, asynchronously, like a broker would."""
 
     def __init__(self) -> None:
-        self._dispatcher = _Dispatcher()
+        self._dispatcher = Dispatcher()
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._dispatcher.handlers[channel].append(handler)
@@ -87,114 +75,3 @@ class InMemoryBus:
 
     async def publish(self, channel: str, message: bytes) -> int:
         return self._dispatcher.dispatch(channel, message)
-
-
-class RedisBus:
-    """Redis pub/sub on two connections of its own: one subscribed, one publishing.
-
-    Built from a redis-py client's address, credentials, timeouts and name; it speaks the
-    protocol itself (``servicekit.resp``). The subscription is re-established after any
-    fault; a quiet one is checked with a ``PING`` every ``poll_interval`` seconds."""
-
-    def __init__(
-        self,
-        client: Redis,
-        *,
-        poll_interval: float = 1.0,
-        reconnect_delay: float = 0.2,
-        max_reconnect_delay: float = 2.0,
-    ) -> None:
-        self._address = RedisAddress.of(client)
-        self._publisher = PipelinedClient(self._address)
-        self._dispatcher = _Dispatcher()
-        self._poll_interval = poll_interval
-        self._reconnect_delay = reconnect_delay
-        self._max_reconnect_delay = max_reconnect_delay
-        self._listener: asyncio.Task[None] | None = None
-        self._confirmed = 0
-        self._pong = asyncio.Event()
-        self.subscribed = asyncio.Event()
-
-    def subscribe(self, channel: str, handler: Handler) -> None:
-        if self._listener is not None:
-            raise RuntimeError("subscribe before start")
-        self._dispatcher.handlers[channel].append(handler)
-
-    async def start(self, ready_timeout: float = 2.0) -> None:
-        """Start listening; wait (bounded) until subscribed, so no early reply is missed."""
-        if not self._dispatcher.handlers:
-            return
-        self._listener = asyncio.create_task(self._listen(), name="redis-bus-listener")
-        try:
-            await asyncio.wait_for(self.subscribed.wait(), ready_timeout)
-        except TimeoutError:
-            log.warning("redis bus not subscribed yet; it keeps retrying in the background")
-
-    async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
-            self._listener = None
-        await self._publisher.close()
-        await self._dispatcher.drain()
-
-    async def publish(self, channel: str, message: bytes) -> int:
-        receivers = await self._publisher.call(b"PUBLISH", channel.encode(), message)
-        if not isinstance(receivers, int):
-            raise redis.exceptions.ResponseError(f"PUBLISH answered {receivers!r}")
-        return receivers
-
-    def _on_push(self, push: Reply) -> None:
-        if not isinstance(push, list) or len(push) < 2:
-            return
-        kind = push[0]
-        if kind == b"message" and len(push) == 3:
-            channel, data = push[1], push[2]
-            if isinstance(channel, bytes) and isinstance(data, bytes):
-                self._dispatcher.dispatch(channel.decode(), data)
-        elif kind == b"subscribe":
-            self._confirmed += 1
-            if self._confirmed == len(self._dispatcher.handlers):
-                self.subscribed.set()
-        elif kind == b"pong":
-            self._pong.set()
-
-    async def _listen(self) -> None:
-        delay = self._reconnect_delay
-        channels = [channel.encode() for channel in self._dispatcher.handlers]
-        while True:
-            connection: RespProtocol | None = None
-            try:
-                self._confirmed = 0
-                connection = await connect(self._address, self._on_push)
-                connection.send(encode_command(b"SUBSCRIBE", *channels))
-                async with asyncio.timeout(self._address.timeout):
-                    await self.subscribed.wait()
-                delay = self._reconnect_delay
-                log.info("subscribed to %s", ", ".join(self._dispatcher.handlers))
-                await self._watch(connection)
-            except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
-                self.subscribed.clear()
-                log.warning("redis bus lost its subscription (%r); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_reconnect_delay)
-            finally:
-                if connection is not None:
-                    connection.close()
-
-    async def _watch(self, connection: RespProtocol) -> None:
-        """Return never; raise when the connection is lost or a quiet one stops answering."""
-        while True:
-            try:
-                await asyncio.wait_for(asyncio.shield(connection.lost), self._poll_interval)
-            except TimeoutError:
-                if time.monotonic() - connection.last_heard < self._poll_interval:
-                    continue
-                self._pong.clear()
-                connection.send(encode_command(b"PING"))
-                try:
-                    await asyncio.wait_for(self._pong.wait(), self._address.timeout)
-                except TimeoutError:
-                    raise redis.exceptions.TimeoutError("no answer to PING") from None
-                continue
-            raise redis.exceptions.ConnectionError("the subscription connection closed")

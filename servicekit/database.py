@@ -1,4 +1,4 @@
-"""Engine and session factories, the unit of work base, and portable column types."""
+"""Engine and session factories, the SQL unit of work base, and portable column types."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Self
 
 from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, event, text
 from sqlalchemy.engine import make_url
@@ -130,17 +130,9 @@ def create_session_factory(
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
-U_co = TypeVar("U_co", bound="UnitOfWork", covariant=True)
-
-
-class UnitOfWorkFactory(Protocol[U_co]):
-    """Makes a unit of work; a ``read_only`` one only reads, one statement at a time."""
-
-    def __call__(self, *, read_only: bool = False) -> U_co: ...
-
-
-class UnitOfWork:
-    """One transaction: ``async with uow:`` rolls back unless ``await uow.commit()`` ran."""
+class SqlUnitOfWork:
+    """One transaction on a session (``servicekit.uow.UnitOfWork``): ``async with uow:``
+    rolls back unless ``await uow.commit()`` ran."""
 
     session: AsyncSession
 
@@ -214,7 +206,3 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value)
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -1,14 +1,11 @@
-"""Errors that carry their HTTP status. Free of any web framework: services raise them,
-``servicekit.handlers`` renders them."""
+"""Errors that carry their HTTP status. Free of any web framework and of any driver:
+services raise and catch them, adapters translate driver faults into them
+(``servicekit.faults``), ``servicekit.handlers`` renders them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import ClassVar
-
-import asyncpg.exceptions
-import redis.exceptions
-import sqlalchemy.exc
 
 
 class AppError(Exception):
@@ -90,28 +87,6 @@ class ServiceUnavailable(AppError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
 
 
-# Faults of a backing service: the client may retry, the process heals when the part returns.
-DEPENDENCY_FAULTS: tuple[type[BaseException], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    sqlalchemy.exc.DisconnectionError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    # asyncpg's own, from reads that bypass the engine (servicekit.postgres.PostgresLookups):
-    # connection lost, refused, or the server shutting down or starting up.
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def is_dependency_fault(exc: BaseException) -> bool:
-    if isinstance(exc, DEPENDENCY_FAULTS):
-        return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(exc.orig, OSError)
-    return False
+class DependencyUnavailable(ServiceUnavailable):
+    """A backing service (Redis, Postgres, another service) did not answer; the adapter that
+    met the fault raises this, naming the part and its address but no credential."""

@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from servicekit.errors import DEPENDENCY_FAULTS, AppError, ServiceUnavailable, is_dependency_fault
+from servicekit.errors import AppError, ServiceUnavailable
+from servicekit.faults import DEPENDENCY_FAULTS, is_dependency_fault
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""The rate-limiter port: fixed-window counters, with an in-process twin and a Redis adapter.
+"""The rate-limiter port: fixed-window counters, with its in-process twin (the Redis adapter:
+``servicekit.redis``).
 
 A window starts at a key's first hit and lasts ``window_seconds``; ``hit`` counts one and
 says whether the count is still within the limit, ``peek`` only looks. Every answer carries
@@ -18,9 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
-
-import redis.exceptions
-from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -83,51 +81,3 @@ class InMemoryRateLimiter:
 
 def _seconds_left(ends_at: float, now: float) -> int:
     return max(1, math.ceil(ends_at - now))
-
-
-# INCR and EXPIRE in one step on the server: no window can be left without an expiry.
-_HIT = """
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('TTL', KEYS[1])
-if count == 1 or ttl < 0 then
-  redis.call('EXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {count, ttl}
-"""
-
-_PEEK = """
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-local ttl = redis.call('TTL', KEYS[1])
-return {count, ttl}
-"""
-
-REDIS_FAULTS = (redis.exceptions.RedisError, OSError)
-
-
-class RedisRateLimiter:
-    """Counters shared by every replica. Fails open (allowed, with a warning) on a Redis fault."""
-
-    def __init__(self, client: Redis, *, prefix: str = "ratelimit:") -> None:
-        self._prefix = prefix
-        self._hit = client.register_script(_HIT)
-        self._peek = client.register_script(_PEEK)
-
-    async def hit(self, key: str, *, limit: int, window_seconds: int) -> RateDecision:
-        try:
-            count, ttl = await self._hit(keys=[self._prefix + key], args=[window_seconds])
-        except REDIS_FAULTS as exc:
-            log.warning("rate limiter unavailable, allowing the request (fail open): %r", exc)
-            return RateDecision(True, 0, window_seconds)
-        count = int(count)
-        return RateDecision(count <= limit, count, max(1, int(ttl)))
-
-    async def peek(self, key: str, *, limit: int, window_seconds: int) -> RateDecision:
-        try:
-            count, ttl = await self._peek(keys=[self._prefix + key], args=[])
-        except REDIS_FAULTS as exc:
-            log.warning("rate limiter unavailable, allowing the request (fail open): %r", exc)
-            return RateDecision(True, 0, window_seconds)
-        count = int(count)
-        ttl = int(ttl)
-        return RateDecision(count < limit, count, ttl if ttl > 0 else window_seconds)

@@ -162,6 +162,11 @@ class RedisAddress:
             password=options.get("password"),
         )
 
+    @property
+    def label(self) -> str:
+        """``host:port``, for messages: never the credentials."""
+        return f"{self.host}:{self.port}"
+
     def handshake(self) -> list[bytes]:
         """The commands that open a connection, each answered by one reply."""
         commands = []

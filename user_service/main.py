@@ -15,14 +15,15 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import VERIFY_USER_CHANNEL
-from servicekit.bus import MessageBus, RedisBus
-from servicekit.cache import Cache, RedisCache
+from servicekit.bus import MessageBus
+from servicekit.cache import Cache
 from servicekit.database import create_service_engine, create_session_factory, database_check
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresLookups
-from servicekit.ratelimit import RateLimiter, RedisRateLimiter
-from servicekit.redis import create_redis
+from servicekit.ratelimit import RateLimiter
+from servicekit.redis import RedisCache, RedisRateLimiter, create_redis
+from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings
 from servicekit.tokens import StaticKeySource, TokenVerifier
 from servicekit.web import create_base_app, health_router

@@ -9,13 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.repositories.idempotency_repository import IdempotencyRepository, KeyLocks
 from order_service.repositories.order_repository import OrderRepository
-from servicekit.database import UnitOfWork
+from servicekit.database import SqlUnitOfWork
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "order_service_alembic_version"
 
 
-class OrderUnitOfWork(UnitOfWork):
+class OrderUnitOfWork(SqlUnitOfWork):
     orders: OrderRepository
     idempotency: IdempotencyRepository
 

@@ -8,8 +8,8 @@ from order_service.core.config import OrderSettings
 from order_service.core.database import OrderUnitOfWork
 from order_service.core.user_verification import UserVerifier
 from order_service.repositories.order_writer import OrderWriter
-from servicekit.database import UnitOfWorkFactory
 from servicekit.tokens import TokenVerifier
+from servicekit.uow import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)

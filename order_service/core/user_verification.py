@@ -19,7 +19,6 @@ from typing import Protocol
 
 import httpx
 import pydantic
-import redis.exceptions
 
 from contracts import (
     INTERNAL_VERIFICATION_PATH,
@@ -32,11 +31,10 @@ from contracts import (
 )
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
+from servicekit.errors import DependencyUnavailable
 from servicekit.logs import request_id_var
 
 log = logging.getLogger(__name__)
-
-REDIS_FAULTS = (redis.exceptions.RedisError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +104,7 @@ class CachedBusUserVerifier:
     async def _from_cache(self, user_id: uuid.UUID) -> UserCheck | None:
         try:
             raw = await self._cache.get(user_cache_key(user_id))
-        except REDIS_FAULTS as exc:
+        except DependencyUnavailable as exc:
             log.warning("user cache unreadable: %r", exc)
             return None
         if raw is None:
@@ -141,7 +139,7 @@ class CachedBusUserVerifier:
                 "no reply on %s within %.2fs", USER_VERIFICATION_RESPONSE_CHANNEL, self._timeout
             )
             return None
-        except REDIS_FAULTS as exc:
+        except DependencyUnavailable as exc:
             log.warning("could not publish on %s: %r", VERIFY_USER_CHANNEL, exc)
             return None
         finally:

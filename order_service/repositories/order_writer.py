@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_service.models import OrderData
 from order_service.repositories.order_repository import insert_orders
-from servicekit.errors import is_dependency_fault
+from servicekit.faults import is_dependency_fault
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from order_service.models import (
 from order_service.repositories.order_writer import OrderWriter
 from order_service.services.pagination import decode_cursor, encode_cursor
 from order_service.services.pricing import format_money, order_total
-from servicekit.database import utc_now
+from servicekit.clock import utc_now
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from order_service.core.database import MIGRATIONS, VERSION_TABLE
 from order_service.models import OrderData, OrderLineData
 from order_service.repositories import order_repository
 from order_service.repositories.order_repository import BuiltRead, insert_orders
-from servicekit.database import create_engine, utc_now
+from servicekit.clock import utc_now
+from servicekit.database import create_engine
 from servicekit.migrations import migrate
 from tests.support.backing import postgres_database
 

@@ -18,7 +18,8 @@ from order_service.models import IdempotencyRecord, OrderData, OrderLineData
 from order_service.repositories.idempotency_repository import KeyLocks
 from order_service.repositories.order_writer import OrderWriter
 from order_service.services import order_service
-from servicekit.database import create_engine, create_session_factory, utc_now
+from servicekit.clock import utc_now
+from servicekit.database import create_engine, create_session_factory
 from servicekit.migrations import migrate
 from tests.support.backing import postgres_database
 

@@ -7,10 +7,9 @@ import pytest
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from servicekit.bus import RedisBus
-from servicekit.cache import RedisCache
-from servicekit.errors import is_dependency_fault
-from servicekit.redis import create_redis
+from servicekit.faults import is_dependency_fault
+from servicekit.redis import RedisCache, create_redis
+from servicekit.redis_bus import RedisBus
 from servicekit.resp import PipelinedClient, RedisAddress
 from tests.support.backing import PrivateRedis, free_port
 from tests.support.tcp_proxy import tcp_proxy

@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from servicekit.ratelimit import RedisRateLimiter
-from servicekit.redis import create_redis
+from servicekit.redis import RedisRateLimiter, create_redis
 from tests.support.backing import PrivateRedis, free_port, private_redis
 
 

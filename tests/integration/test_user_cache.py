@@ -11,9 +11,9 @@ from redis.asyncio import Redis
 
 from contracts import CachedUser, user_cache_key
 from servicekit.bus import InMemoryBus
-from servicekit.cache import RedisCache
 from servicekit.errors import ServiceUnavailable
 from servicekit.ratelimit import InMemoryRateLimiter
+from servicekit.redis import RedisCache
 from tests.support.backing import PrivateRedis
 from tests.support.deployments import single_process_settings
 from user_service.core.state import UserServiceState

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.database import UnitOfWork
+from servicekit.database import SqlUnitOfWork
 from user_service.repositories.user_repository import UserRepository
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 VERSION_TABLE = "user_service_alembic_version"
 
 
-class UserUnitOfWork(UnitOfWork):
+class UserUnitOfWork(SqlUnitOfWork):
     users: UserRepository
 
     def open_repositories(self, session: AsyncSession) -> None:

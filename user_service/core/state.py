@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from servicekit.cache import Cache
-from servicekit.database import UnitOfWorkFactory
 from servicekit.ratelimit import RateLimiter
 from servicekit.tokens import TokenVerifier
+from servicekit.uow import UnitOfWorkFactory
 from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
 from user_service.core.config import UserSettings
 from user_service.core.database import UserUnitOfWork

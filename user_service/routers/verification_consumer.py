@@ -11,7 +11,7 @@ import pydantic
 
 from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, UserVerification, VerifyUser
 from servicekit.bus import Handler, MessageBus
-from servicekit.errors import is_dependency_fault
+from servicekit.faults import is_dependency_fault
 from servicekit.logs import request_id_var
 from user_service.core.state import UserServiceState
 from user_service.services import user_service

@@ -13,13 +13,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import redis.exceptions
 from sqlalchemy.orm.exc import StaleDataError
 
 from contracts import USER_CACHE_TTL_SECONDS, CachedUser, user_cache_key
 from servicekit.cache import Cache
-from servicekit.database import utc_now
-from servicekit.errors import ServiceUnavailable
+from servicekit.clock import utc_now
+from servicekit.errors import DependencyUnavailable, ServiceUnavailable
 from servicekit.ratelimit import RateLimiter
 from user_service.core.auth import PasswordHasher, TokenIssuer, normalize_password
 from user_service.core.database import UserUnitOfWork
@@ -35,8 +34,6 @@ from user_service.models import User, UserState
 from user_service.repositories.user_repository import UserStates
 
 log = logging.getLogger(__name__)
-
-CACHE_FAULTS = (redis.exceptions.RedisError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +248,7 @@ async def deactivate_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UU
             await cache.set_if_newer(
                 user_cache_key(user.id), _cached(user), user.version, USER_CACHE_TTL_SECONDS
             )
-        except CACHE_FAULTS as exc:
+        except DependencyUnavailable as exc:
             log.warning("deactivation of %s refused: cache write failed (%r)", user.id, exc)
             raise ServiceUnavailable("The account could not be deactivated; retry.") from None
         try:
@@ -289,14 +286,14 @@ async def refresh_cached_user(cache: Cache, user: User | UserState) -> None:
         await cache.set_if_newer(
             user_cache_key(user.id), _cached(user), user.version, USER_CACHE_TTL_SECONDS
         )
-    except CACHE_FAULTS as exc:
+    except DependencyUnavailable as exc:
         log.warning("could not cache user %s: %r", user.id, exc)
 
 
 async def _forget_cached_user(cache: Cache, user_id: uuid.UUID) -> None:
     try:
         await cache.delete(user_cache_key(user_id))
-    except CACHE_FAULTS as exc:
+    except DependencyUnavailable as exc:
         log.error("could not drop cached user %s after a failed commit: %r", user_id, exc)
 
 
