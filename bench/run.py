@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.servers import redis_server, scratch_databases, uvicorn_server
+from bench.servers import uvicorn_server
 from bench.wrk import (
     Request,
     WrkResult,
@@ -36,6 +36,7 @@ from bench.wrk import (
     write_requests,
     wrk_command,
 )
+from devstack import DEFAULT_ADMIN_DSN, RedisServer, ScratchDatabases
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -57,7 +58,7 @@ SERVICE_ENV = {
     "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "1000000",
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": "10000",
 }
-ADMIN_DSN = os.environ.get("BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_DSN = os.environ.get("BENCH_POSTGRES_DSN", DEFAULT_ADMIN_DSN)
 
 
 @dataclass(frozen=True)
@@ -399,14 +400,13 @@ def single_process(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]
 
 @contextlib.contextmanager
 def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
-    suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
-    users_db, orders_db = f"bench_users_{suffix}", f"bench_orders_{suffix}"
     internal = secrets.token_urlsafe(24)
-    base = urllib.parse.urlsplit(ADMIN_DSN)
+    databases = ScratchDatabases.unique(ADMIN_DSN, "bench", "users", "orders")
+    users_url, orders_url = (databases.url(name) for name in databases.names)
     with contextlib.ExitStack() as stack:
         data = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-dist-"))
-        redis_port = stack.enter_context(redis_server(run.folder))
-        stack.enter_context(scratch_databases(ADMIN_DSN, [users_db, orders_db]))
+        redis_port = stack.enter_context(RedisServer.on_free_port(run.folder).serving()).port
+        stack.enter_context(databases.created())
         common = {
             **SERVICE_ENV,
             "REDIS_HOST": "127.0.0.1",
@@ -414,16 +414,12 @@ def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
             "INTERNAL_API_TOKEN": internal,
             "DATA_DIR": data,
         }
-
-        def url(db: str) -> str:
-            return urllib.parse.urlunsplit(("postgresql+asyncpg", base.netloc, f"/{db}", "", ""))
-
         users = stack.enter_context(
             uvicorn_server(
                 f"{label}.user_service",
                 "user_service.main:app",
                 code_dir=code_dir,
-                env={**common, "DATABASE_URL": url(users_db)},
+                env={**common, "DATABASE_URL": users_url},
                 log_dir=run.folder,
             )
         )
@@ -432,7 +428,7 @@ def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
                 f"{label}.order_service",
                 "order_service.main:app",
                 code_dir=code_dir,
-                env={**common, "DATABASE_URL": url(orders_db), "USER_SERVICE_URL": users.url},
+                env={**common, "DATABASE_URL": orders_url, "USER_SERVICE_URL": users.url},
                 log_dir=run.folder,
             )
         )

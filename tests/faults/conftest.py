@@ -16,16 +16,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack import postgres_address
 from tests.support.api import Account, Api
 from tests.support.deployments import INTERNAL_TOKEN, Deployment
-from tests.support.distributed import DistributedStack, distributed_stack, postgres_address
+from tests.support.distributed import (
+    ADMIN_DSN,
+    DistributedStack,
+    distributed_stack,
+)
 from tests.support.ledger import OUTSIDE_LOAD
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 
 
 @pytest.fixture(scope="session")
 async def postgres_proxy() -> AsyncIterator[TcpProxy]:
-    async with tcp_proxy(*postgres_address()) as proxy:
+    async with tcp_proxy(*postgres_address(ADMIN_DSN)) as proxy:
         yield proxy
 
 

@@ -13,9 +13,10 @@ import signal
 
 import pytest
 
+from devstack import tail
 from tests.faults.conftest import accounts
 from tests.support.api import Api
-from tests.support.distributed import DistributedStack, tail
+from tests.support.distributed import DistributedStack
 from tests.support.ledger import check_ledger
 from tests.support.load import order_load
 from tests.support.tcp_proxy import TcpProxy

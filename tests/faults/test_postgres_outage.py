@@ -68,7 +68,7 @@ async def listener_checked(stack: DistributedStack) -> None:
             while not await connection.fetchval(  # noqa: ASYNC110 (polling another process)
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
                 " AND application_name LIKE '%-listener' AND query = 'SELECT 1'",
-                stack.databases.user_database,
+                stack.user_database,
             ):
                 await asyncio.sleep(0.1)
     finally:

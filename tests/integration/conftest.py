@@ -8,9 +8,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from devstack.aio import RedisServer
 from servicekit.redis import create_redis
 from tests.support.api import Api
-from tests.support.backing import PrivateRedis, private_redis
+from tests.support.backing import private_redis
 from tests.support.deployments import INTERNAL_TOKEN, Deployment
 from tests.support.distributed import DistributedStack, distributed_stack
 
@@ -34,14 +35,14 @@ async def stack_api(stack: DistributedStack) -> AsyncIterator[Api]:
 
 
 @pytest.fixture(scope="module")
-async def redis_server() -> AsyncIterator[PrivateRedis]:
+async def redis_server() -> AsyncIterator[RedisServer]:
     """A private redis-server per test module (stoppable: some tests stop and start it)."""
     async with private_redis() as server:
         yield server
 
 
 @pytest.fixture
-async def redis_client(redis_server: PrivateRedis) -> AsyncIterator[Redis]:
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[Redis]:
     client = create_redis(
         "127.0.0.1", redis_server.port, name="test", connect_timeout=0.25, timeout=0.25
     )

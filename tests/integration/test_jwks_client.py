@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from contracts import JWKS_PATH
+from devstack import free_port
 from servicekit.errors import ServiceUnavailable
 from servicekit.jwks import JwksKeySource
-from tests.support.backing import free_port
 from tests.support.deployments import single
 
 

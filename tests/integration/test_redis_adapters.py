@@ -7,11 +7,12 @@ import pytest
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from devstack import free_port
+from devstack.aio import RedisServer
 from servicekit.faults import is_dependency_fault
 from servicekit.redis import RedisCache, create_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.resp import PipelinedClient, RedisAddress
-from tests.support.backing import PrivateRedis, free_port
 from tests.support.tcp_proxy import tcp_proxy
 
 
@@ -55,7 +56,7 @@ async def _until_unsubscribed(bus: RedisBus) -> None:
 
 
 async def test_bus_resubscribes_after_the_server_comes_back(
-    redis_server: PrivateRedis, redis_client: Redis
+    redis_server: RedisServer, redis_client: Redis
 ) -> None:
     """Stop Redis under a subscribed bus; after a restart on the same port the bus listens
     again by itself."""
@@ -123,7 +124,7 @@ async def test_a_read_after_a_write_sees_the_write(redis_client: Redis) -> None:
 
 
 async def test_every_queued_read_gets_the_fault_and_the_cache_recovers(
-    redis_server: PrivateRedis, redis_client: Redis
+    redis_server: RedisServer, redis_client: Redis
 ) -> None:
     cache = RedisCache(redis_client)
     await redis_client.set("user:f", _value(1, True))
@@ -185,7 +186,7 @@ async def test_the_bus_connections_carry_the_client_name(redis_client: Redis) ->
 
 
 async def test_a_publish_to_a_dead_server_is_a_dependency_fault_and_heals(
-    redis_server: PrivateRedis, redis_client: Redis
+    redis_server: RedisServer, redis_client: Redis
 ) -> None:
     bus = RedisBus(redis_client)
     assert await bus.publish("chan-c", b"before") == 0
@@ -199,7 +200,7 @@ async def test_a_publish_to_a_dead_server_is_a_dependency_fault_and_heals(
 
 
 async def test_a_silent_server_times_out_the_publisher_and_the_subscriber_notices(
-    redis_server: PrivateRedis,
+    redis_server: RedisServer,
 ) -> None:
     """Through a proxy that stops forwarding (a hung server): a publish fails with a timeout
     instead of hanging, the subscription is found dead by its PING and given up, and both

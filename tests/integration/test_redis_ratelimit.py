@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from devstack import free_port
+from devstack.aio import RedisServer
 from servicekit.redis import RedisRateLimiter, create_redis
-from tests.support.backing import PrivateRedis, free_port, private_redis
+from tests.support.backing import private_redis
 
 
 @pytest.fixture(scope="module")
 async def redis_port() -> AsyncIterator[int]:
-    server: PrivateRedis
+    server: RedisServer
     async with private_redis() as server:
         yield server.port
 

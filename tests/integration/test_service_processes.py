@@ -4,18 +4,10 @@ setting stops the start with one clear line; the image's HEALTHCHECK command wor
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 
-from tests.support.distributed import (
-    ORDER_DOCKERFILE,
-    ROOT,
-    USER_DOCKERFILE,
-    DistributedStack,
-    dockerfile_instruction,
-    free_port,
-)
+from devstack import dockerfile_instruction, free_port, venv_path
+from tests.support.distributed import ORDER_DOCKERFILE, ROOT, USER_DOCKERFILE, DistributedStack
 
 VALID = {
     "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/never_used",
@@ -31,7 +23,7 @@ async def run_image_command(dockerfile: Path, env: dict[str, str]) -> tuple[int,
         *dockerfile_instruction(dockerfile, "CMD"),
         cwd=ROOT,
         env={
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PATH": venv_path(),
             "HOST": "127.0.0.1",
             "PORT": str(free_port()),
             **env,

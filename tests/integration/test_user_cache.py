@@ -10,11 +10,11 @@ import pytest
 from redis.asyncio import Redis
 
 from contracts import CachedUser, user_cache_key
+from devstack.aio import RedisServer
 from servicekit.bus import InMemoryBus
 from servicekit.errors import ServiceUnavailable
 from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.redis import RedisCache
-from tests.support.backing import PrivateRedis
 from tests.support.deployments import single_process_settings
 from user_service.core.state import UserServiceState
 from user_service.errors import InvalidCredentials
@@ -80,7 +80,7 @@ async def test_deactivation_overwrites_the_cache_at_once(
 
 
 async def test_deactivation_fails_whole_when_redis_is_down(
-    state: UserServiceState, redis_client: Redis, redis_server: PrivateRedis
+    state: UserServiceState, redis_client: Redis, redis_server: RedisServer
 ) -> None:
     user_id = await _register(state)
     await redis_server.stop()

@@ -32,9 +32,10 @@ from contracts import (
     VerifyUser,
     user_cache_key,
 )
+from devstack.aio import ServerProcess
 from tests.support.api import Account, Api, assert_problem
 from tests.support.deployments import INTERNAL_TOKEN, Deployment
-from tests.support.distributed import DistributedStack, ServiceProcess
+from tests.support.distributed import DistributedStack
 
 # A bound for failures only: no assertion depends on how fast anything is.
 PATIENCE = 15.0
@@ -276,8 +277,8 @@ async def test_redis_down_orders_go_through_the_http_fallback(
 
 @dataclass
 class Replicas:
-    users: list[ServiceProcess]
-    orders: list[ServiceProcess]
+    users: list[ServerProcess]
+    orders: list[ServerProcess]
     user_clients: list[httpx.AsyncClient]
     order_clients: list[httpx.AsyncClient]
 
@@ -298,7 +299,7 @@ async def replicas(stack: DistributedStack) -> AsyncIterator[Replicas]:
     for service in added:
         service.launch()
     try:
-        await asyncio.gather(*(s.wait_healthy() for s in added))
+        await asyncio.gather(*(s.wait_ready() for s in added))
         await stack.wait_for_subscribers()
         async with contextlib.AsyncExitStack() as clients:
             user_clients = [

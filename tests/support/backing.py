@@ -1,51 +1,39 @@
 """Real backing services for tests that need one part, not a whole stack: a throwaway
-Postgres database, a private redis-server. Built on the stack's own primitives."""
+Postgres database, a private redis-server (``devstack``'s), or one skip line without them."""
 
+import asyncio
 import contextlib
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
-
-from tests.support.distributed import ADMIN_DSN, PrivateRedis, free_port, unavailable
-
-__all__ = ["PrivateRedis", "free_port", "postgres_database", "private_redis"]
+from devstack import ScratchDatabases, postgres_problem, redis_server_problem
+from devstack.aio import RedisServer
+from tests.support.distributed import ADMIN_DSN, unavailable
 
 
 @contextlib.asynccontextmanager
 async def postgres_database(prefix: str = "test") -> AsyncIterator[str]:
     """A fresh database on the local server; yields its SQLAlchemy URL, drops it afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    problem = await asyncio.to_thread(postgres_problem, ADMIN_DSN)
+    if problem is not None:
+        unavailable(problem)
+    database = ScratchDatabases.unique(ADMIN_DSN, prefix)
+    await database.create()
     try:
-        admin = await asyncpg.connect(ADMIN_DSN, timeout=3)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        unavailable(f"Postgres not reachable at {ADMIN_DSN} ({exc!r})")
-        raise
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield database.url(database.names[0])
     finally:
-        await admin.close()
-    server = ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
-    try:
-        yield f"postgresql+asyncpg://{server}/{name}"
-    finally:
-        admin = await asyncpg.connect(ADMIN_DSN, timeout=3)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await database.drop()
 
 
 @contextlib.asynccontextmanager
-async def private_redis() -> AsyncIterator[PrivateRedis]:
+async def private_redis() -> AsyncIterator[RedisServer]:
+    problem = redis_server_problem()
+    if problem is not None:
+        unavailable(problem)
     with tempfile.TemporaryDirectory(prefix="redis-") as workdir:
-        server = PrivateRedis(port=free_port(), workdir=Path(workdir))
-        try:
-            await server.start()
-        except FileNotFoundError as exc:
-            unavailable(f"no redis-server binary ({exc})")
+        server = RedisServer.on_free_port(Path(workdir))
+        await server.start()
         try:
             yield server
         finally:
