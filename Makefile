@@ -1,5 +1,7 @@
 # Two commands for a fresh machine: `make run` and `make test`. Everything else is optional.
+# `make` alone lists the targets: each public one has a `## ` line right above it.
 SHELL := /bin/bash
+.DEFAULT_GOAL := help
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,8 +20,19 @@ $(DISTRIBUTED): export REDIS_PORT ?= 6379
 $(DISTRIBUTED): export INTERNAL_API_TOKEN ?= dev-internal-token-change-me
 # The targets apply migrations before the server starts, as the images do.
 $(DISTRIBUTED): export MIGRATE_ON_START ?= false
+# The order service's docs, opened in a browser on this machine, log in at the user service:
+# its login URL for the browser, and the user service lets those pages call it (CORS).
+DEV_USER_SERVICE_URL ?= http://127.0.0.1:8001
+DEV_ORDER_SERVICE_ORIGINS ?= http://127.0.0.1:8002,http://localhost:8002
 
-.PHONY: run test lint format typecheck imports run-user-service run-order-service dev-databases clean
+.PHONY: help run test lint format run-user-service run-order-service dev-databases clean
+
+## This list of targets (also what `make` alone prints)
+help:
+	@echo "make TARGET, one of:"
+	@awk '/^## / { doc = substr($$0, 4); next } \
+	     /^[a-z][a-z0-9-]*:/ { if (doc != "") { split($$1, name, ":"); printf "  %-18s %s\n", name[1], doc } } \
+	     { doc = "" }' $(firstword $(MAKEFILE_LIST))
 
 $(STAMP): requirements.txt requirements-dev.txt user_service/requirements.txt order_service/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +47,7 @@ run: $(STAMP)
 ## Distributed: the User Service on :8001 (migrations first, as in its image)
 run-user-service: PORT ?= 8001
 run-user-service: export DATABASE_URL ?= $(DEV_DATABASE_BASE)/user_service
+run-user-service: export CORS_ALLOW_ORIGINS ?= $(DEV_ORDER_SERVICE_ORIGINS)
 run-user-service: $(STAMP)
 	$(BIN)/python -m user_service.migrate
 	$(BIN)/uvicorn user_service.main:app --host $(HOST) --port $(PORT) --no-access-log
@@ -41,7 +55,8 @@ run-user-service: $(STAMP)
 ## Distributed: the Order Service on :8002 (migrations first, as in its image)
 run-order-service: PORT ?= 8002
 run-order-service: export DATABASE_URL ?= $(DEV_DATABASE_BASE)/order_service
-run-order-service: export USER_SERVICE_URL ?= http://127.0.0.1:8001
+run-order-service: export USER_SERVICE_URL ?= $(DEV_USER_SERVICE_URL)
+run-order-service: export PUBLIC_TOKEN_URL ?= $(DEV_USER_SERVICE_URL)/auth/token
 run-order-service: $(STAMP)
 	$(BIN)/python -m order_service.migrate
 	$(BIN)/uvicorn order_service.main:app --host $(HOST) --port $(PORT) --no-access-log
@@ -57,32 +72,37 @@ dev-databases:
 	  fi; \
 	done
 
-## The whole suite: unit, integration (real SQLite, Postgres, Redis), contract, faults
+## The whole suite: unit, integration, contract, faults, fuzz, browser (screenshots: test-artifacts/)
 test: $(STAMP)
 	$(BIN)/pytest
 
+## ruff check, ruff format --check, mypy (strict), import contracts
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
 
+## ruff format and ruff check --fix, in place
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Remove the virtual environment, ./data, test artifacts and tool caches
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data test-artifacts .pytest_cache .mypy_cache .ruff_cache
 
-## Benchmarks (never part of `make test`): `make bench`, `make bench-quick`, `make bench ARGS=...`
+# Benchmarks (never part of `make test`): `make bench`, `make bench-quick`, `make bench ARGS=...`
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	touch $(BENCH_STAMP)
 
 .PHONY: bench bench-quick
+## Benchmarks, the full run (docs/benchmarks.md); options: ARGS=...
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
+## Benchmarks, a short run to try the suite
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m bench --quick $(ARGS)

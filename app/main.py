@@ -114,6 +114,9 @@ def create_app(
         lifespan=lifespan,
         max_body_bytes=user_settings.max_body_bytes,
         description="The user API and the order API in one process.",
+        # It serves the user API, so it answers browsers as the user service does.
+        cors_origins=user_settings.cors_allow_origins,
+        cors_allow_credentials=user_settings.cors_allow_credentials,
     )
     for router in (*user_routers(), *order_routers()):
         app.include_router(router)

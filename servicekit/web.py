@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import gc
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -14,7 +14,9 @@ from fastapi.openapi.models import OAuthFlowPassword
 from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
 from fastapi.responses import JSONResponse
 from fastapi.security.base import SecurityBase
+from fastapi_offline import FastAPIOffline
 
+from servicekit.cors import ProblemCORSMiddleware, cors_middleware_options
 from servicekit.errors import AppError, InvalidToken, Unauthorized
 from servicekit.handlers import install_error_handlers
 from servicekit.middleware import RequestContextMiddleware
@@ -56,10 +58,18 @@ def create_base_app(
     max_body_bytes: int,
     description: str = "",
     token_url: str | None = None,
+    cors_origins: Collection[str] = (),
+    cors_allow_credentials: bool = False,
 ) -> FastAPI:
     """The app skeleton. ``token_url``: where the docs' "Authorize" button logs in, when
-    that is another service (the order service runs beside the user service)."""
-    app = FastAPI(
+    that is another service (the order service runs beside the user service).
+    ``cors_origins``: the web origins whose pages may call this app (the user service's
+    login, from the order service's docs).
+
+    ``/docs`` (Swagger UI), its OAuth2 redirect page and ``/redoc`` load their scripts and
+    styles from the app itself (the pinned ``fastapi-offline`` package ships them), never from
+    a CDN: the docs work on a network without internet access."""
+    app = FastAPIOffline(
         title=title,
         version=version,
         description=description,
@@ -71,6 +81,12 @@ def create_base_app(
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
+    if cors_origins:
+        # Added last, so outside the body bound: its 413 carries the headers too.
+        app.add_middleware(
+            ProblemCORSMiddleware,
+            **cors_middleware_options(cors_origins, allow_credentials=cors_allow_credentials),
+        )
     if token_url is not None:
         _point_password_flows_at(app, token_url)
     return app

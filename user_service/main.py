@@ -168,6 +168,8 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
         description="Accounts, login and token keys.",
+        cors_origins=settings.cors_allow_origins,
+        cors_allow_credentials=settings.cors_allow_credentials,
     )
     for router in routers():
         app.include_router(router)

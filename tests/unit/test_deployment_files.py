@@ -4,15 +4,18 @@ commands themselves run in the integration tests.)"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml  # type: ignore[import-untyped]
 
 from tests.support.distributed import ORDER_DOCKERFILE, ROOT, USER_DOCKERFILE
+from user_service.core.config import UserSettings
 
 COMPOSE = ROOT / "docker-compose.yml"
 
@@ -115,3 +118,33 @@ def test_docker_compose_accepts_the_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def compose_default(value: str) -> str:
+    """The value of ``${NAME:-default}`` when NAME is not set."""
+    match = re.fullmatch(r"\$\{\w+:-(.*)\}", value)
+    return match.group(1) if match else value
+
+
+def test_the_order_services_docs_log_in_at_the_user_service_from_a_browser() -> None:
+    """``Authorize`` on http://localhost:8002/docs posts to the user service as the host's
+    browser reaches it, and the user service lets pages of the order service's origin read
+    the answer (CORS)."""
+    services = compose()["services"]
+    users, orders = services["user-service"], services["order-service"]
+    user_port = int(users["ports"][0].split(":")[0])
+    order_port = int(orders["ports"][0].split(":")[0])
+    token_url = urlsplit(compose_default(orders["environment"]["PUBLIC_TOKEN_URL"]))
+    assert (token_url.hostname, token_url.port, token_url.path) == (
+        "localhost",
+        user_port,
+        "/auth/token",
+    )
+    origins = UserSettings(
+        database_url="sqlite+aiosqlite:///x.db",
+        internal_api_token="t" * 24,
+        cors_allow_origins=compose_default(users["environment"]["CORS_ALLOW_ORIGINS"]),
+    ).cors_allow_origins
+    assert f"http://localhost:{order_port}" in origins
+    assert f"http://127.0.0.1:{order_port}" in origins
+    assert "CORS_ALLOW_CREDENTIALS" not in users["environment"]

@@ -1,0 +1,1 @@
+"""Tests in a real browser: the pages a person sees (headless Chromium)."""
