@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The deployment checks' tools (checkov, kubernetes-validate), apart from the project's pins.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 HOST ?= 127.0.0.1
 
 # Distributed deployment, without Docker: development defaults, each overridable from the
@@ -25,6 +28,11 @@ $(STAMP): requirements.txt requirements-dev.txt user_service/requirements.txt or
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements-tools.txt
+	touch $(TOOLS_STAMP)
 
 ## Single process on http://127.0.0.1:8000, SQLite files in ./data
 run: PORT ?= 8000
@@ -57,8 +65,9 @@ dev-databases:
 	  fi; \
 	done
 
-## The whole suite: unit, integration (real SQLite, Postgres, Redis), contract, faults
-test: $(STAMP)
+## The whole suite: unit, integration (real SQLite, Postgres, Redis), contract, faults, and the
+## deployment files checked offline (tests/deploy/: kubectl kustomize, checkov, schemas)
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -72,7 +81,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) data .pytest_cache .mypy_cache .ruff_cache
 
 ## Benchmarks (never part of `make test`): `make bench`, `make bench-quick`, `make bench ARGS=...`
 BENCH_STAMP := $(VENV)/.bench-installed
