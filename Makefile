@@ -6,6 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The deployment checks' tools (checkov, kubernetes-validate), apart from the project's pins.
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
 HOST ?= 127.0.0.1
 
 # Distributed deployment, without Docker: development defaults, each overridable from the
@@ -38,6 +41,11 @@ $(STAMP): requirements.txt requirements-dev.txt user_service/requirements.txt or
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r requirements-tools.txt
+	touch $(TOOLS_STAMP)
 
 ## Single process on http://127.0.0.1:8000, SQLite files in ./data
 run: PORT ?= 8000
@@ -72,8 +80,8 @@ dev-databases:
 	  fi; \
 	done
 
-## The whole suite: unit, integration, contract, faults, fuzz, browser (screenshots: test-artifacts/)
-test: $(STAMP)
+## The whole suite: unit, integration, contract, faults, fuzz, browser, deploy files offline
+test: $(STAMP) $(TOOLS_STAMP)
 	$(BIN)/pytest
 
 ## ruff check, ruff format --check, mypy (strict), import contracts
@@ -90,7 +98,7 @@ format: $(STAMP)
 
 ## Remove the virtual environment, ./data, test artifacts and tool caches
 clean:
-	rm -rf $(VENV) data test-artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) data test-artifacts .pytest_cache .mypy_cache .ruff_cache
 
 # Benchmarks (never part of `make test`): `make bench`, `make bench-quick`, `make bench ARGS=...`
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -42,6 +46,40 @@ async def migrate(engine: AsyncEngine, script_location: Path, version_table: str
                     text("SELECT pg_advisory_unlock(hashtext(:t))"), {"t": version_table}
                 )
                 await conn.commit()
+
+
+async def wait_for_head(
+    engine: AsyncEngine,
+    script_location: Path,
+    version_table: str,
+    *,
+    within: float,
+    every: float = 1.0,
+) -> tuple[set[str], set[str]]:
+    """Wait, changing nothing, until the database's schema is at the scripts' head (another
+    process migrates it: a release's migration Job). Returns the heads it saw and the ones
+    wanted; they differ if ``within`` seconds passed first. An unreachable database counts as
+    not there yet."""
+    wanted = set(
+        ScriptDirectory.from_config(alembic_config(script_location, version_table)).get_heads()
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    seen: set[str] = set()
+    while True:
+        try:
+            async with engine.connect() as conn:
+                seen = await conn.run_sync(_current_heads, version_table)
+        except (OSError, SQLAlchemyError):
+            seen = set()
+        if seen == wanted or loop.time() + every > deadline:
+            return seen, wanted
+        await asyncio.sleep(every)
+
+
+def _current_heads(connection: Connection, version_table: str) -> set[str]:
+    context = MigrationContext.configure(connection, opts={"version_table": version_table})
+    return set(context.get_current_heads())
 
 
 def _upgrade(connection: Connection, config: Config) -> None:
@@ -79,15 +117,44 @@ def run_env(context: Any, metadata: MetaData) -> None:
     asyncio.run(run_online())
 
 
+def wait_argument(argv: Sequence[str]) -> float | None:
+    """``--wait SECONDS`` of ``python -m <service>.migrate``, if given."""
+    parser = argparse.ArgumentParser(description="Apply the service's migrations.")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="apply nothing: wait until the schema is at head (migrated by another process)",
+    )
+    wait: float | None = parser.parse_args(list(argv)).wait
+    return wait
+
+
 def migrate_command(
-    database_url: str, script_location: Path, version_table: str, *, name: str
+    database_url: str,
+    script_location: Path,
+    version_table: str,
+    *,
+    name: str,
+    wait: float | None = None,
 ) -> None:
-    """The body of ``python -m <service>.migrate``."""
+    """The body of ``python -m <service>.migrate``; with ``wait``, of ``... --wait SECONDS``."""
 
     async def run() -> None:
         engine = create_engine(database_url, application_name=f"{name}-migrate")
         try:
-            await migrate(engine, script_location, version_table)
+            if wait is None:
+                await migrate(engine, script_location, version_table)
+                return
+            seen, wanted = await wait_for_head(engine, script_location, version_table, within=wait)
+            if seen != wanted:
+                have = ", ".join(sorted(seen)) or "none"
+                print(
+                    f"{name}: schema not at head after {wait:g} s "
+                    f"(database: {have}; wanted: {', '.join(sorted(wanted))})",
+                    file=sys.stderr,
+                )
+                raise SystemExit(1)
         finally:
             await engine.dispose()
 
@@ -99,4 +166,4 @@ def migrate_command(
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(f"{name}: migrations failed on {where}: {reason}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(f"{name}: migrations applied")
+    print(f"{name}: schema at head" if wait is not None else f"{name}: migrations applied")

@@ -99,7 +99,7 @@ def test_images_run_unprivileged_and_migrate_before_serving(dockerfile: Path, po
     text = dockerfile.read_text()
     package = dockerfile.parent.name
     assert "FROM python:3.11-slim" in text
-    assert "\nUSER app\n" in text
+    assert "\nUSER 10001:10001\n" in text
     assert f"EXPOSE {port}\n" in text
     assert f"PORT={port}" in text
     assert f"COPY {package}/requirements.txt" in text
