@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from servicekit.errors import PayloadTooLarge
 from servicekit.handlers import problem
 from servicekit.logs import new_request_id, request_id_var
+from servicekit.metrics import HttpMetrics, route_template
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("access")
@@ -18,11 +19,15 @@ access_log = logging.getLogger("access")
 
 class RequestContextMiddleware:
     """Per request: a request id (taken from ``X-Request-ID`` or made), echoed on the response
-    and set for logs; a bound on the body size (413); one access-log line."""
+    and set for logs; a bound on the body size (413); one access-log line; the HTTP server
+    metrics, when given (the duration measured once serves the log line and the metric)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, metrics: HttpMetrics | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics if metrics is not None and metrics.on else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,6 +40,10 @@ class RequestContextMiddleware:
         )
         token = request_id_var.set(request_id)
         status = 500
+        metrics = self.metrics
+        method = HttpMetrics.method_label(scope["method"])
+        if metrics is not None:
+            metrics.started(method)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -58,6 +67,9 @@ class RequestContextMiddleware:
                 return
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            if metrics is not None:
+                metrics.finished(method, route_template(scope), status, seconds)
             access_log.info(
                 "%s %s %s",
                 scope["method"],
@@ -68,7 +80,7 @@ class RequestContextMiddleware:
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(seconds * 1000, 2),
                     }
                 },
             )
