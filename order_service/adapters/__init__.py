@@ -1,1 +1,5 @@
-"""Implementations of the Order Service's ports: SQL, group commit, bus and HTTP, each with its in-memory twin."""
+"""Adapters: the Order Service's ports implemented (SQL, group commit, bus, HTTP).
+
+Each has its in-memory twin in ``memory.py``. Adapters import no routers and no use cases;
+they translate driver faults into the kit's and the service's errors.
+"""

@@ -29,7 +29,9 @@ class SqlOrderUnitOfWork(SqlUnitOfWork):
         tb: TracebackType | None,
     ) -> None:
         await super().__aexit__(exc_type, exc, tb)
-        if exc is not None and is_dependency_fault(exc) and not isinstance(
-            exc, DependencyUnavailable
+        if (
+            exc is not None
+            and is_dependency_fault(exc)
+            and not isinstance(exc, DependencyUnavailable)
         ):
             raise DependencyUnavailable("the order database did not answer") from exc
