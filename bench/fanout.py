@@ -47,7 +47,7 @@ import httpx
 import uvloop
 
 from contracts import VERIFY_USER_CHANNEL
-from order_service.core.user_verification import CachedBusUserVerifier
+from order_service.adapters.user_verifier import CachedBusUserVerifier
 from servicekit.cache import InMemoryCache
 from servicekit.redis import create_redis
 from servicekit.redis_bus import RedisBus

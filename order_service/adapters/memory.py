@@ -1,7 +1,5 @@
-"""In-memory twins of the order ports: the unit of work over an in-process store, and the
-order writer that commits into it. They keep the rules the SQL adapters keep (one record per
-user and key, replaced only once expired; a change seen only after commit), so the use cases
-can be tested with no database and no network."""
+"""In-memory twins of the order unit of work and the order writer, over one shared store:
+the business rules run on them with no database at all (the unit tests, first of all)."""
 
 from __future__ import annotations
 
@@ -17,31 +15,31 @@ from order_service.domain import IdempotencyRecordData, OrderData
 KeyOf = tuple[uuid.UUID, str]
 
 
-@dataclasses.dataclass
-class OrderStore:
-    """What the order database would hold."""
+class InMemoryOrderStore:
+    """What the database would hold: committed orders and Idempotency-Key records."""
 
-    orders: dict[uuid.UUID, OrderData] = dataclasses.field(default_factory=dict)
-    records: dict[KeyOf, IdempotencyRecordData] = dataclasses.field(default_factory=dict)
+    def __init__(self) -> None:
+        self.orders: dict[uuid.UUID, OrderData] = {}
+        self.records: dict[KeyOf, IdempotencyRecordData] = {}
 
 
 class InMemoryOrderRepository:
-    def __init__(self, store: OrderStore, changes: dict[uuid.UUID, OrderData]) -> None:
+    def __init__(self, store: InMemoryOrderStore, changed: dict[uuid.UUID, OrderData]) -> None:
         self._store = store
-        self._changes = changes
+        self._changed = changed
+
+    def _current(self, order_id: uuid.UUID) -> OrderData | None:
+        return self._changed.get(order_id) or self._store.orders.get(order_id)
+
+    async def add(self, order: OrderData) -> None:
+        self._changed[order.id] = order
 
     async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
-        order = self._changes.get(order_id) or self._store.orders.get(order_id)
+        order = self._current(order_id)
         return order if order is not None and order.user_id == user_id else None
 
     async def get_for_update(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
         return await self.get_for_user(order_id, user_id)
-
-    async def update_status(
-        self, order_id: uuid.UUID, *, status: str, updated_at: dt.datetime
-    ) -> None:
-        current = self._changes.get(order_id) or self._store.orders[order_id]
-        self._changes[order_id] = dataclasses.replace(current, status=status, updated_at=updated_at)
 
     async def list_for_user(
         self,
@@ -50,47 +48,57 @@ class InMemoryOrderRepository:
         limit: int,
         before: tuple[dt.datetime, uuid.UUID] | None = None,
     ) -> list[OrderData]:
-        mine = sorted(
-            (o for o in self._store.orders.values() if o.user_id == user_id),
-            key=lambda o: (o.created_at, o.id),
-            reverse=True,
-        )
+        ids = {*self._store.orders, *self._changed}
+        mine = [o for o in map(self._current, ids) if o is not None and o.user_id == user_id]
         if before is not None:
             mine = [o for o in mine if (o.created_at, o.id) < before]
+        mine.sort(key=lambda o: (o.created_at, o.id), reverse=True)
         return mine[:limit]
+
+    async def update_status(
+        self, order_id: uuid.UUID, *, status: str, updated_at: dt.datetime
+    ) -> None:
+        order = self._current(order_id)
+        if order is not None:
+            self._changed[order_id] = dataclasses.replace(
+                order, status=status, updated_at=updated_at
+            )
 
 
 class InMemoryIdempotencyRepository:
-    def __init__(self, store: OrderStore, purged: set[KeyOf]) -> None:
+    def __init__(self, store: InMemoryOrderStore, purged: set[KeyOf]) -> None:
         self._store = store
         self._purged = purged
 
     async def get(self, user_id: uuid.UUID, key: str) -> IdempotencyRecordData | None:
+        if (user_id, key) in self._purged:
+            return None
         return self._store.records.get((user_id, key))
 
     async def purge_expired(self, now: dt.datetime, *, batch: int = 1000) -> int:
         expired = [
             k
             for k, r in self._store.records.items()
-            if r.expires_at <= now and k not in self._purged
-        ]
-        self._purged.update(expired[:batch])
-        return len(expired[:batch])
+            if not r.is_live(now) and k not in self._purged
+        ][:batch]
+        self._purged.update(expired)
+        return len(expired)
 
 
 class InMemoryOrderUnitOfWork:
-    """One transaction over an ``OrderStore``: changes are kept apart until ``commit``."""
+    """Changes are kept aside and reach the store only on ``commit``."""
 
     orders: InMemoryOrderRepository
     idempotency: InMemoryIdempotencyRepository
 
-    def __init__(self, store: OrderStore) -> None:
+    def __init__(self, store: InMemoryOrderStore) -> None:
         self._store = store
+        self.committed = False
 
     async def __aenter__(self) -> Self:
-        self._changes: dict[uuid.UUID, OrderData] = {}
+        self._changed: dict[uuid.UUID, OrderData] = {}
         self._purged: set[KeyOf] = set()
-        self.orders = InMemoryOrderRepository(self._store, self._changes)
+        self.orders = InMemoryOrderRepository(self._store, self._changed)
         self.idempotency = InMemoryIdempotencyRepository(self._store, self._purged)
         return self
 
@@ -100,29 +108,37 @@ class InMemoryOrderUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._changes.clear()
+        self._changed.clear()
         self._purged.clear()
 
     async def commit(self) -> None:
-        self._store.orders.update(self._changes)
+        self._store.orders.update(self._changed)
         for key in self._purged:
-            del self._store.records[key]
-        self._changes.clear()
+            self._store.records.pop(key, None)
+        self._changed.clear()
         self._purged.clear()
+        self.committed = True
 
 
 class InMemoryOrderWriter:
-    """Writes each order at once into the store, with its key's record if the key is free
-    (or held by an expired record). A key still being written is taken, as in the SQL
-    writer; the write yields once before it lands, so concurrent callers can meet."""
+    """The order writer's twin: the same answers, committed at once. ``pause()`` holds every
+    write in flight until ``resume()``, to show what a concurrent retry meets."""
 
-    def __init__(self, store: OrderStore) -> None:
+    def __init__(self, store: InMemoryOrderStore) -> None:
         self._store = store
         self._in_flight: set[KeyOf] = set()
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def pause(self) -> None:
+        self._open.clear()
+
+    def resume(self) -> None:
+        self._open.set()
 
     async def write(self, order: OrderData, record: IdempotencyRecordData | None = None) -> bool:
         if record is None:
-            await asyncio.sleep(0)
+            await self._open.wait()
             self._store.orders[order.id] = order
             return True
         key = (record.user_id, record.key)
@@ -130,9 +146,9 @@ class InMemoryOrderWriter:
             return False
         self._in_flight.add(key)
         try:
-            await asyncio.sleep(0)
+            await self._open.wait()
             held = self._store.records.get(key)
-            if held is not None and held.is_live(record.created_at):
+            if held is not None and held.expires_at > record.created_at:
                 return False
             self._store.records[key] = record
             self._store.orders[order.id] = order
@@ -141,4 +157,4 @@ class InMemoryOrderWriter:
             self._in_flight.discard(key)
 
     async def close(self) -> None:
-        return None
+        self._open.set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Protocol
 
 import httpx
 import pydantic
@@ -35,6 +36,10 @@ from servicekit.errors import DependencyUnavailable
 from servicekit.logs import request_id_var
 
 log = logging.getLogger(__name__)
+
+
+class StandingSource(Protocol):
+    async def verify(self, user_id: uuid.UUID) -> UserStanding: ...
 
 
 class HttpUserVerifier:
@@ -67,7 +72,7 @@ class CachedBusUserVerifier:
         bus: MessageBus,
         *,
         timeout: float,
-        fallback: HttpUserVerifier | None = None,
+        fallback: StandingSource | None = None,
     ) -> None:
         self._cache = cache
         self._bus = bus
