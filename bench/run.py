@@ -260,7 +260,7 @@ def workload_requests(workload: str, accounts: list[Account]) -> list[Request]:
             Request("POST", "/orders", {**_bearer(a), **json_body}, ORDER_BODY) for a in accounts
         ]
     if workload == "create_order_keyed":
-        # A fresh Idempotency-Key on every request (bench/wrk/requests.lua), as retrying clients send.
+        # A fresh Idempotency-Key on every request (bench/wrk/requests.lua), as clients send.
         fresh = {"Idempotency-Key": "{fresh}"}
         return [
             Request("POST", "/orders", {**_bearer(a), **json_body, **fresh}, ORDER_BODY)
