@@ -27,7 +27,10 @@ class VerifyUser(_Message):
 
     request_id: str = Field(min_length=1, max_length=64)
     user_id: uuid.UUID
+    # The asking request's id, for the answering side's log lines.
     trace_id: str | None = Field(default=None, max_length=128)
+    # W3C trace context of the asking span, when tracing is on: the answer is its child.
+    traceparent: str | None = Field(default=None, max_length=128)
 
 
 class UserVerification(_Message):

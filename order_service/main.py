@@ -26,6 +26,7 @@ from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
 from order_service.core.config import OrderSettings
 from order_service.core.database import MIGRATIONS, VERSION_TABLE
+from order_service.core.metrics import OrderMetrics
 from order_service.routers import order_router
 from order_service.routers.dependencies import STATE_KEY, OrderServiceState
 from order_service.services import order_service
@@ -35,10 +36,13 @@ from servicekit.database import create_service_engine, create_session_factory, d
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
+from servicekit.outbound import send_request_id
 from servicekit.redis import RedisCache, create_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings
+from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import KeySource, TokenVerifier
+from servicekit.tracing import instrument_engine, instrument_httpx, instrument_redis
 from servicekit.web import Check, create_base_app, health_router
 
 VERSION = "1.0.0"
@@ -66,7 +70,10 @@ class Adapters:
     close: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
-    def redis(cls, settings: OrderSettings) -> Adapters:
+    def redis(cls, settings: OrderSettings, telemetry: Telemetry | None = None) -> Adapters:
+        """``telemetry``: Redis faults counted, Redis commands and the calls to the user
+        service (JWKS, verification fallback) traced when tracing is on."""
+        telemetry = telemetry or Telemetry.off()
         redis = create_redis(
             settings.redis_host,
             settings.redis_port,
@@ -74,19 +81,23 @@ class Adapters:
             connect_timeout=settings.redis_connect_timeout,
             timeout=settings.redis_timeout,
         )
+        instrument_redis(redis, telemetry.tracing)
         user_service = httpx.AsyncClient(
             base_url=str(settings.user_service_url).rstrip("/"),
             timeout=settings.user_service_timeout,
             headers={"User-Agent": settings.service_name},
+            event_hooks={"request": [send_request_id]},
         )
+        instrument_httpx(user_service, telemetry.tracing)
 
         async def close() -> None:
             await user_service.aclose()
             await redis.aclose()
 
+        on_fault = telemetry.metrics.redis_fault
         return cls(
-            cache=RedisCache(redis),
-            bus=RedisBus(redis),
+            cache=RedisCache(redis, on_fault=on_fault),
+            bus=RedisBus(redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault),
             keys=JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds),
             user_service=user_service,
             checks={"redis": redis.ping},
@@ -103,10 +114,14 @@ async def build_order_service(
     keys: KeySource,
     user_service: httpx.AsyncClient | None = None,
     engine: AsyncEngine | None = None,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[OrderServiceState]:
     """Everything the service needs, disposed in reverse order. Subscribes to verification
     replies; the owner of the bus starts it. Without ``user_service`` there is no HTTP
-    fallback (the single process, where the bus always has a listener)."""
+    fallback (the single process, where the bus always has a listener). The service's
+    metrics go to ``telemetry``'s registry (once per registry)."""
+    telemetry = telemetry or Telemetry.off()
+    metrics = OrderMetrics(telemetry.metrics)
     async with contextlib.AsyncExitStack() as stack:
         if engine is None:
             engine = create_service_engine(settings)
@@ -124,7 +139,7 @@ async def build_order_service(
         def new_uow(*, read_only: bool = False) -> SqlOrderUnitOfWork:
             return SqlOrderUnitOfWork(lookups if read_only else sessions)
 
-        writer = SqlOrderWriter(engine)
+        writer = SqlOrderWriter(engine, metrics=metrics)
         stack.push_async_callback(writer.close)
         housekeeping = asyncio.create_task(_purge_keys_periodically(new_uow), name="purge-keys")
         stack.push_async_callback(_cancel, housekeeping)
@@ -133,11 +148,17 @@ async def build_order_service(
             new_uow=new_uow,
             writer=writer,
             users=CachedBusUserVerifier(
-                cache, bus, timeout=settings.user_verification_timeout, fallback=fallback
+                cache,
+                bus,
+                timeout=settings.user_verification_timeout,
+                fallback=fallback,
+                metrics=metrics,
+                tracer=telemetry.tracer("order_service.user_verifier"),
             ),
             token_verifier=TokenVerifier(
                 keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
             ),
+            metrics=metrics,
         )
 
 
@@ -160,17 +181,27 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 def create_app(
-    settings: OrderSettings | None = None, *, adapters: Adapters | None = None
+    settings: OrderSettings | None = None,
+    *,
+    adapters: Adapters | None = None,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """The Order Service's app: its database from the settings, Redis and the user service
-    over HTTP unless other adapters are given."""
+    over HTTP unless other adapters are given; metrics as the settings say and traces as the
+    ``OTEL_*`` variables say, unless ``telemetry`` is given."""
     settings = settings or load_settings(OrderSettings)
+    telemetry = telemetry or telemetry_from_environment(
+        settings.service_name, metrics_enabled=settings.metrics_enabled
+    )
     engine = create_service_engine(settings)
-    shared = adapters or Adapters.redis(settings)
+    telemetry.metrics.watch_engine(engine, settings.service_name)
+    instrument_engine(engine, telemetry.tracing)
+    shared = adapters or Adapters.redis(settings, telemetry)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(telemetry.close)
             stack.push_async_callback(engine.dispose)
             if shared.close is not None:
                 stack.push_async_callback(shared.close)
@@ -184,6 +215,7 @@ def create_app(
                     keys=shared.keys,
                     user_service=shared.user_service,
                     engine=engine,
+                    telemetry=telemetry,
                 )
             )
             await shared.bus.start()
@@ -197,6 +229,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         description="Orders of verified users.",
         token_url=settings.public_token_url,
+        telemetry=telemetry,
     )
     for router in routers():
         app.include_router(router)
@@ -209,8 +242,11 @@ def create_app(
 @functools.cache
 def _app() -> FastAPI:
     settings = load_settings(OrderSettings)
-    configure_logging(settings.service_name, settings.log_level)
-    return create_app(settings)
+    telemetry = telemetry_from_environment(
+        settings.service_name, metrics_enabled=settings.metrics_enabled
+    )
+    configure_logging(settings.service_name, settings.log_level, traces=bool(telemetry.tracing))
+    return create_app(settings, telemetry=telemetry)
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from order_service.core.metrics import OrderMetrics
 from order_service.domain import IdempotencyRecordData, OrderData
 from order_service.repositories.idempotency_repository import claim_keys
 from order_service.repositories.order_repository import insert_orders
@@ -47,8 +48,11 @@ class _Pending:
 
 
 class SqlOrderWriter:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 128) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, max_batch: int = 128, metrics: OrderMetrics | None = None
+    ) -> None:
         self._engine = engine
+        self._batch_size = (metrics or OrderMetrics.off()).batch_size
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
@@ -77,6 +81,7 @@ class SqlOrderWriter:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                self._batch_size.observe(len(batch))
                 await self._write_batch(batch)
         finally:
             self._writer = None

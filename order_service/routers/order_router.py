@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from order_service.routers.dependencies import Authenticated
 from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_read
 from order_service.services import order_service
+from servicekit.errors import AppError
 from servicekit.web import problem_responses
 
 router = APIRouter(tags=["orders"], responses=problem_responses(401, 403))
@@ -40,22 +41,29 @@ async def create_order(
     idempotency_key: IdempotencyKey = None,
 ) -> OrderRead:
     state = caller.state
-    placed = await order_service.place_order(
-        state.new_uow(),
-        state.users,
-        state.writer,
-        user_id=caller.user_id,
-        currency=body.currency,
-        lines=[
-            order_service.LineInput(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price)
-            for i in body.items
-        ],
-        idempotency_key=idempotency_key,
-        idempotency_ttl=dt.timedelta(hours=state.settings.idempotency_ttl_hours),
-    )
+    try:
+        placed = await order_service.place_order(
+            state.new_uow(),
+            state.users,
+            state.writer,
+            user_id=caller.user_id,
+            currency=body.currency,
+            lines=[
+                order_service.LineInput(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price)
+                for i in body.items
+            ],
+            idempotency_key=idempotency_key,
+            idempotency_ttl=dt.timedelta(hours=state.settings.idempotency_ttl_hours),
+        )
+    except AppError as exc:
+        state.metrics.refused(exc.code)
+        raise
     response.headers["Location"] = f"/orders/{placed.order.id}"
     if placed.replayed:
+        state.metrics.replayed.inc()
         response.headers["Idempotent-Replayed"] = "true"
+    else:
+        state.metrics.created.inc()
     return order_read(placed.order)
 
 

@@ -119,6 +119,7 @@ async def exported_names(tmp_path: Path) -> set[str]:
     for line in text.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split()
+            name = name.removesuffix("_total")
             suffixes = {
                 "counter": ["_total"],
                 "histogram": ["_bucket", "_sum", "_count"],
