@@ -116,7 +116,8 @@ class OtlpReceiver:
             if condition(spans):
                 return spans
             if time.monotonic() > deadline:
-                raise AssertionError(f"spans received never met the condition: {spans}")
+                names = sorted({f"{s.service}: {s.name}" for s in spans})
+                raise AssertionError(f"{len(spans)} spans never met the condition; seen {names}")
             time.sleep(0.1)
 
     def start(self) -> None:
