@@ -30,6 +30,10 @@ from typing import Any
 import httpx
 import schemathesis
 
+from tests.fuzz.adjust import whole_floats_as_integers
+
+Case = schemathesis.Case[Any]
+
 PASSWORD = "correct horse battery staple"
 VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -48,34 +52,34 @@ def _fresh_token() -> str:
         return token
 
 
-def _bearer(case: schemathesis.Case, token: str) -> None:
-    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+def _bearer(case: Case, token: str) -> None:
+    case.headers["Authorization"] = f"Bearer {token}"
 
 
 @schemathesis.auth(refresh_interval=None).apply_to(method="DELETE", path="/users/me")
 class FreshAccount:
-    def get(self, case: schemathesis.Case, context: Any) -> str:
+    def get(self, case: Case, context: Any) -> str:
         return _fresh_token()
 
-    def set(self, case: schemathesis.Case, data: str, context: Any) -> None:
+    def set(self, case: Case, data: str, context: Any) -> None:
         _bearer(case, data)
 
 
 @schemathesis.auth().apply_to(path_regex="^/internal/")
 class InternalCredential:
-    def get(self, case: schemathesis.Case, context: Any) -> str:
+    def get(self, case: Case, context: Any) -> str:
         return os.environ["FUZZ_INTERNAL_TOKEN"]
 
-    def set(self, case: schemathesis.Case, data: str, context: Any) -> None:
+    def set(self, case: Case, data: str, context: Any) -> None:
         _bearer(case, data)
 
 
 @schemathesis.auth().skip_for(method="DELETE", path="/users/me").skip_for(path_regex="^/internal/")
 class SharedAccount:
-    def get(self, case: schemathesis.Case, context: Any) -> str:
+    def get(self, case: Case, context: Any) -> str:
         return os.environ["FUZZ_TOKEN"]
 
-    def set(self, case: schemathesis.Case, data: str, context: Any) -> None:
+    def set(self, case: Case, data: str, context: Any) -> None:
         _bearer(case, data)
 
 
@@ -84,24 +88,19 @@ def _service_cursor() -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _whole_float(value: object) -> bool:
-    return isinstance(value, float) and value.is_integer()
-
-
 @schemathesis.hook
-def before_call(context: Any, case: schemathesis.Case, **kwargs: Any) -> None:
+def before_call(context: Any, case: Case, **kwargs: Any) -> None:
     """Each change keeps a valid case valid and an invalid one invalid (see the module)."""
     label = f"{case.operation.method.upper()} {case.operation.path}"
-    if label == "GET /orders" and isinstance(case.query, dict):
-        cursor = case.query.get("cursor")
+    query: Any = case.query
+    if label == "GET /orders" and isinstance(query, dict):
+        cursor = query.get("cursor")
         if isinstance(cursor, str) and len(cursor) <= 200:
-            case.query["cursor"] = _service_cursor()
+            query["cursor"] = _service_cursor()
     if label == "POST /orders":
-        key = (case.headers or {}).get("Idempotency-Key")
+        headers: Any = case.headers or {}
+        key = headers.get("Idempotency-Key")
         if isinstance(key, str) and VALID_KEY.fullmatch(key):
             # A key is for one body; the fuzzer reuses keys with other bodies (rightly 422).
-            case.headers["Idempotency-Key"] = (uuid.uuid4().hex + key)[:255]
-        items = case.body.get("items") if isinstance(case.body, dict) else None
-        for item in items if isinstance(items, list) else ():
-            if isinstance(item, dict) and _whole_float(item.get("quantity")):
-                item["quantity"] = int(item["quantity"])
+            headers["Idempotency-Key"] = (uuid.uuid4().hex + key)[:255]
+        whole_floats_as_integers(case.body)

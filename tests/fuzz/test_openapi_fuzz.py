@@ -22,6 +22,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.main import create_app
+from tests.fuzz.adjust import whole_floats_as_integers
 from tests.support.api import PASSWORD
 from tests.support.deployments import INTERNAL_TOKEN, single_process_settings
 from tests.support.service_apps import order_service_app, user_service_app
@@ -39,16 +40,6 @@ def excluded_checks(case: schemathesis.Case[Any]) -> list[Any]:
     if case.method.upper() == "GET" and case.path == "/orders" and "cursor" in (case.query or {}):
         return [positive_data_acceptance]
     return []
-
-
-def whole_floats_as_integers(case: schemathesis.Case[Any]) -> None:
-    """JSON Schema calls ``2.0`` an integer and schemathesis sends it so; the API takes a
-    quantity only as a JSON integer, which no JSON Schema keyword can state. Sent as ``2``."""
-    items = case.body.get("items") if isinstance(case.body, dict) else None
-    for item in items if isinstance(items, list) else ():
-        quantity = item.get("quantity") if isinstance(item, dict) else None
-        if isinstance(quantity, float) and quantity.is_integer():
-            item["quantity"] = int(quantity)
 
 
 Target = tuple[FastAPI, FastAPI]  # (the app under test, an app that can register and log in)
@@ -101,7 +92,7 @@ def fuzz_operation(
             # A key is for one request body; the fuzzer would reuse short keys with other
             # bodies, which is rightly a 422. Keep its characters, make it unique.
             case.headers["Idempotency-Key"] = (uuid.uuid4().hex + key)[:255]
-        whole_floats_as_integers(case)
+        whole_floats_as_integers(case.body)
         case.call_and_validate(headers=headers(), excluded_checks=excluded_checks(case))
 
     run()
