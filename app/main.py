@@ -112,6 +112,7 @@ def create_app(
                     bus=bus,
                     limiter=InMemoryRateLimiter(),
                     engine=user_engine,
+                    telemetry=telemetry,
                 )
             )
             keys = StaticKeySource({key.kid: key.public_key for key in users.signing_keys})

@@ -25,7 +25,9 @@ from servicekit.ratelimit import RateLimiter
 from servicekit.redis import RedisCache, RedisRateLimiter, create_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings
+from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import StaticKeySource, TokenVerifier
+from servicekit.tracing import instrument_engine, instrument_redis
 from servicekit.web import create_base_app, health_router
 from user_service.core.auth import (
     PasswordHasher,
@@ -35,6 +37,7 @@ from user_service.core.auth import (
 )
 from user_service.core.config import UserSettings
 from user_service.core.database import MIGRATIONS, VERSION_TABLE, UserUnitOfWork
+from user_service.core.metrics import UserMetrics
 from user_service.core.state import UserServiceState
 from user_service.repositories.user_repository import (
     USER_CHANGES_CHANNEL,
@@ -63,9 +66,12 @@ async def build_user_service(
     bus: MessageBus,
     limiter: RateLimiter,
     engine: AsyncEngine | None = None,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[UserServiceState]:
     """Everything the service needs, disposed in reverse order. Subscribes its bus consumer;
-    the owner of the bus starts it."""
+    the owner of the bus starts it. The service's metrics go to ``telemetry``'s registry
+    (once per registry)."""
+    telemetry = telemetry or Telemetry.off()
     async with contextlib.AsyncExitStack() as stack:
         if engine is None:
             engine = create_service_engine(settings)
@@ -125,16 +131,30 @@ async def build_user_service(
                 audience=settings.jwt_audience,
             ),
             signing_keys=(key,),
+            metrics=UserMetrics(telemetry.metrics),
         )
-        bus.subscribe(VERIFY_USER_CHANNEL, verification_handler(state, bus))
+        bus.subscribe(
+            VERIFY_USER_CHANNEL,
+            verification_handler(
+                state, bus, tracer=telemetry.tracer("user_service.verification_consumer")
+            ),
+        )
         yield state
 
 
-def create_app(settings: UserSettings | None = None) -> FastAPI:
-    """The distributed User Service: Postgres and Redis from the environment."""
+def create_app(
+    settings: UserSettings | None = None, *, telemetry: Telemetry | None = None
+) -> FastAPI:
+    """The distributed User Service: Postgres and Redis from the environment; metrics as the
+    settings say and traces as the ``OTEL_*`` variables say, unless ``telemetry`` is given."""
     settings = settings or load_settings(UserSettings)
-    configure_logging(settings.service_name, settings.log_level)
+    telemetry = telemetry or telemetry_from_environment(
+        settings.service_name, metrics_enabled=settings.metrics_enabled
+    )
+    configure_logging(settings.service_name, settings.log_level, traces=bool(telemetry.tracing))
     engine = create_service_engine(settings)
+    telemetry.metrics.watch_engine(engine, settings.service_name)
+    instrument_engine(engine, telemetry.tracing)
     redis = create_redis(
         settings.redis_host,
         settings.redis_port,
@@ -142,20 +162,24 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         connect_timeout=settings.redis_connect_timeout,
         timeout=settings.redis_timeout,
     )
+    instrument_redis(redis, telemetry.tracing)
+    on_fault = telemetry.metrics.redis_fault
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = RedisBus(redis)
+        bus = RedisBus(redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault)
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(telemetry.close)
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(redis.aclose)
             state = await stack.enter_async_context(
                 build_user_service(
                     settings,
-                    cache=RedisCache(redis),
+                    cache=RedisCache(redis, on_fault=on_fault),
                     bus=bus,
-                    limiter=RedisRateLimiter(redis),
+                    limiter=RedisRateLimiter(redis, on_fault=on_fault),
                     engine=engine,
+                    telemetry=telemetry,
                 )
             )
             await bus.start()
@@ -170,6 +194,7 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         description="Accounts, login and token keys.",
         cors_origins=settings.cors_allow_origins,
         cors_allow_credentials=settings.cors_allow_credentials,
+        telemetry=telemetry,
     )
     for router in routers():
         app.include_router(router)

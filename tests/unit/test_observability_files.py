@@ -115,7 +115,7 @@ async def exported_names(tmp_path: Path) -> set[str]:
     """Every series name the app's /metrics offers (a histogram's _bucket, _sum, _count)."""
     async with single(tmp_path) as deployment:
         text = (await deployment.orders.get("/metrics")).text
-    names = set()
+    names: set[str] = set()
     for line in text.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split()

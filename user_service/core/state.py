@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from servicekit.cache import Cache
 from servicekit.ratelimit import RateLimiter
@@ -11,6 +11,7 @@ from servicekit.uow import UnitOfWorkFactory
 from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
 from user_service.core.config import UserSettings
 from user_service.core.database import UserUnitOfWork
+from user_service.core.metrics import UserMetrics
 from user_service.repositories.user_repository import UserStates
 
 
@@ -25,3 +26,4 @@ class UserServiceState:
     issuer: TokenIssuer
     token_verifier: TokenVerifier
     signing_keys: tuple[SigningKey, ...]
+    metrics: UserMetrics = field(default_factory=UserMetrics.off)

@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from contracts import INTERNAL_VERIFICATION_PATH, JWKS_PATH
+from servicekit.errors import AppError, ServiceUnavailable, TooManyRequests
 from servicekit.text import PlainText
 from servicekit.web import problem_responses
+from user_service.core.state import UserServiceState
 from user_service.routers.dependencies import State, require_service_credential
 from user_service.schemas import AccessToken, JsonWebKeySet, UserVerificationRead
 from user_service.services import user_service
@@ -31,8 +33,31 @@ async def log_in(
     client_id: Annotated[str | None, Form(max_length=100)] = None,
     scope: Annotated[str, Form(max_length=1000)] = "",
 ) -> AccessToken:
+    try:
+        issued = await _log_in(state, request, username, password, client_id)
+    except AppError as exc:
+        state.metrics.login(_login_outcome(exc))
+        if isinstance(exc, TooManyRequests):
+            state.metrics.refused_by_limit("login")
+        raise
+    state.metrics.login("success")
+    response.headers["Cache-Control"] = "no-store"
+    return AccessToken(access_token=issued.access_token, expires_in=issued.expires_in)
+
+
+def _login_outcome(exc: AppError) -> str:
+    if isinstance(exc, TooManyRequests):
+        return "rate_limited"
+    if isinstance(exc, ServiceUnavailable):
+        return "unavailable"
+    return exc.code
+
+
+async def _log_in(
+    state: UserServiceState, request: Request, username: str, password: str, client_id: str | None
+) -> user_service.IssuedToken:
     settings = state.settings
-    issued = await user_service.log_in(
+    return await user_service.log_in(
         state.new_uow(),
         state.cache,
         state.hasher,
@@ -52,8 +77,6 @@ async def log_in(
             address_window_seconds=settings.login_address_window_seconds,
         ),
     )
-    response.headers["Cache-Control"] = "no-store"
-    return AccessToken(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
 @router.get(JWKS_PATH, tags=["auth"], operation_id="read_jwks")
