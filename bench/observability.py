@@ -4,11 +4,14 @@ at a 0.1 sampling ratio (``parentbased_traceidratio``) exporting OTLP/HTTP to a 
 
 The three order services run side by side on one user service, Redis and database, and are
 loaded in turn, round after round, so that whatever else the machine does falls on all
-three alike; each variant's figure is its median over the rounds."""
+three alike; each variant's figure is its median over the rounds. Two figures per variant:
+throughput, and the order service's CPU time per created order (from ``/proc``), the cost
+itself, which other work on the machine disturbs far less than throughput."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import statistics
 import tempfile
@@ -18,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from bench.servers import uvicorn_server
+from bench.wrk import run_wrk, write_requests, wrk_command
 from devstack import RedisServer, ScratchDatabases
 
 if TYPE_CHECKING:
@@ -117,38 +121,73 @@ def measure_observability(run: Run, admin_dsn: str, service_env: dict[str, str])
         first = next(iter(orders.values()))
         accounts = bench_run.create_accounts(users.url, first.url, options.users, 1)
         requests = bench_run.workload_requests("create_order", accounts)
+        file = write_requests(run.folder / "observability.requests", requests)
         rates: dict[str, list[float]] = {name: [] for name in orders}
+        cpu_us: dict[str, list[float]] = {name: [] for name in orders}
+        for server in orders.values():  # warm each up once
+            run_wrk(wrk_command(run.wrk, server.url, file, connections=4, duration_s=2))
         for round_number in range(rounds):
             for name, server in orders.items():
-                result = run.load(
-                    f"observability.{name}.{round_number + 1}",
-                    server.url,
-                    requests,
-                    connections=options.connections,
+                ticks = cpu_ticks(server.pid)
+                result = run_wrk(
+                    wrk_command(
+                        run.wrk,
+                        server.url,
+                        file,
+                        connections=options.connections,
+                        duration_s=options.duration_s,
+                    )
                 )
-                run.record("observability", f"create_order.{name}", options.connections, result)
+                used_s = (cpu_ticks(server.pid) - ticks) / TICKS_PER_S
+                per_order = used_s / max(1, result.requests) * 1e6
                 rates[name].append(result.rps)
-    run.extras["observability"] = summarize(rates)
+                cpu_us[name].append(per_order)
+                print(
+                    f"  observability.{name}.{round_number + 1:<4} {result.rps:8.1f} rps"
+                    f"  {per_order:7.1f} us CPU per order  errors {result.errors}",
+                    flush=True,
+                )
+    run.extras["observability"] = summarize(rates, cpu_us)
     print(format_summary(run.extras["observability"]), flush=True)
 
 
-def summarize(rates: dict[str, list[float]]) -> dict[str, Any]:
-    median = {name: statistics.median(values) for name, values in rates.items()}
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> int:
+    """User and system CPU time of a process so far, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def summarize(rates: dict[str, list[float]], cpu_us: dict[str, list[float]]) -> dict[str, Any]:
+    rps = {name: statistics.median(values) for name, values in rates.items()}
+    cpu = {name: statistics.median(values) for name, values in cpu_us.items()}
     return {
-        "rounds": {name: [round(v, 1) for v in values] for name, values in rates.items()},
-        "median_rps": {name: round(value, 1) for name, value in median.items()},
-        # Throughput kept, as a share of the variant it is compared with.
-        "metrics_on_vs_off": round(median["metrics_on"] / median["metrics_off"], 3),
-        "tracing_vs_metrics_on": round(median["tracing_0.1"] / median["metrics_on"], 3),
-        "tracing_vs_metrics_off": round(median["tracing_0.1"] / median["metrics_off"], 3),
+        "rounds_rps": {name: [round(v, 1) for v in values] for name, values in rates.items()},
+        "rounds_cpu_us": {name: [round(v, 1) for v in values] for name, values in cpu_us.items()},
+        "median_rps": {name: round(value, 1) for name, value in rps.items()},
+        "median_cpu_us_per_order": {name: round(value, 1) for name, value in cpu.items()},
+        # Throughput as a share of the compared variant's (1.0: no loss).
+        "rps_metrics_on_vs_off": round(rps["metrics_on"] / rps["metrics_off"], 3),
+        "rps_tracing_vs_metrics_on": round(rps["tracing_0.1"] / rps["metrics_on"], 3),
+        # CPU per order as a share of the compared variant's (1.0: no extra cost).
+        "cpu_metrics_on_vs_off": round(cpu["metrics_on"] / cpu["metrics_off"], 3),
+        "cpu_tracing_vs_metrics_on": round(cpu["tracing_0.1"] / cpu["metrics_on"], 3),
     }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    lines = ["  observability, create_order (median req/s over rounds):"]
+    lines = ["  observability, create_order (medians over rounds):"]
     for name, value in summary["median_rps"].items():
-        lines.append(f"    {name:<14} {value:>9.1f}   rounds {summary['rounds'][name]}")
-    lines.append(f"    metrics on / off:           {summary['metrics_on_vs_off']:.3f}")
-    lines.append(f"    tracing 0.1 / metrics on:   {summary['tracing_vs_metrics_on']:.3f}")
-    lines.append(f"    tracing 0.1 / metrics off:  {summary['tracing_vs_metrics_off']:.3f}")
+        cpu = summary["median_cpu_us_per_order"][name]
+        lines.append(f"    {name:<14} {value:>9.1f} rps  {cpu:>8.1f} us CPU per order")
+    for key in (
+        "rps_metrics_on_vs_off",
+        "rps_tracing_vs_metrics_on",
+        "cpu_metrics_on_vs_off",
+        "cpu_tracing_vs_metrics_on",
+    ):
+        lines.append(f"    {key:<28} {summary[key]:.3f}")
     return "\n".join(lines)
