@@ -22,31 +22,13 @@ from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.tokens import StaticKeySource
 from servicekit.web import create_base_app, health_router
 from tests.support.deployments import single_process_settings
-from user_service.main import build_user_service
-from user_service.main import routers as user_routers
-from user_service.routers.dependencies import STATE_KEY as USER_STATE
+from user_service.main import Adapters, build_user_service
+from user_service.main import create_app as create_user_app
 
 
 def user_service_app(data_dir: Path, **overrides: Any) -> FastAPI:
     settings, _ = single_process_settings(data_dir, **overrides)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = InMemoryBus()
-        async with build_user_service(
-            settings, cache=InMemoryCache(), bus=bus, limiter=InMemoryRateLimiter()
-        ) as users:
-            await bus.start()
-            yield {USER_STATE: users}
-            await bus.close()
-
-    app = create_base_app(
-        title="User Service", version="test", lifespan=lifespan, max_body_bytes=65536
-    )
-    for router in user_routers():
-        app.include_router(router)
-    app.include_router(health_router("user_service", {}))
-    return app
+    return create_user_app(settings, adapters=Adapters.in_process())
 
 
 def order_service_app(data_dir: Path, **overrides: Any) -> FastAPI:
