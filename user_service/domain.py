@@ -1,4 +1,4 @@
-"""The User Service's plain data and pure rules: no I/O, no driver, no framework."""
+"""The User Service's plain data: no I/O, no driver, no framework."""
 
 from __future__ import annotations
 
@@ -37,7 +37,3 @@ class UserStanding:
     email: str
     is_active: bool
     version: int
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()

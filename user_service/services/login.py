@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 
 from servicekit.cache import Cache
 from servicekit.clock import utc_now
 from servicekit.ratelimit import RateLimiter
 from user_service.core.auth import PasswordHasher, TokenIssuer
-from user_service.domain import User, normalize_email
+from user_service.core.emails import InvalidEmail, email_key, normalize_email
+from user_service.domain import User
 from user_service.errors import ConcurrentUpdate, InvalidCredentials, TooManyLoginAttempts
 from user_service.services.cached_user import refresh_cached_user
 from user_service.services.ports import UserUnitOfWork
@@ -44,8 +44,14 @@ async def authenticate(
     """One failure for an unknown email, a wrong password and an inactive account.
 
     No transaction is held while argon2 runs."""
-    async with uow:
-        user = await uow.users.get_by_email(normalize_email(email))
+    try:
+        canonical = normalize_email(email)
+    except InvalidEmail:
+        canonical = None  # no account can have it: answered as an unknown one
+    user = None
+    if canonical is not None:
+        async with uow:
+            user = await uow.users.get_by_email(canonical)
     if user is None:
         await hasher.burn(password)
         raise InvalidCredentials()
@@ -87,7 +93,7 @@ async def log_in(
     )
     if not by_address.allowed:
         raise TooManyLoginAttempts(retry_after=by_address.retry_after)
-    account_key = "login:account:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()
+    account_key = "login:account:" + email_key(email)
     by_account = await limiter.peek(
         account_key, limit=limits.max_failures_per_account, window_seconds=limits.window_seconds
     )

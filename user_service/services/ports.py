@@ -14,7 +14,7 @@ class Users(Protocol):
     async def get(self, user_id: uuid.UUID) -> User | None: ...
 
     async def get_by_email(self, email: str) -> User | None:
-        """``email`` as normalized (``domain.normalize_email``)."""
+        """``email`` in its canonical form (``core.emails.normalize_email``)."""
         ...
 
     async def add(self, user: User) -> None:

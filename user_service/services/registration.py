@@ -7,7 +7,8 @@ import uuid
 from servicekit.cache import Cache
 from servicekit.clock import utc_now
 from user_service.core.auth import PasswordHasher, normalize_password
-from user_service.domain import User, normalize_email
+from user_service.core.emails import normalize_email
+from user_service.domain import User
 from user_service.errors import PasswordTooShort
 from user_service.services.cached_user import refresh_cached_user
 from user_service.services.ports import UserUnitOfWork
