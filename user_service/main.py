@@ -1,34 +1,45 @@
-"""The User Service's composition root: builds its parts, and its app for port 8001.
+"""The User Service's composition root: ``build_user_service`` assembles its parts,
+``create_app`` its app; the distributed deployment (port 8001), the single process and the
+tests all go through them.
 
-``build_user_service`` takes its adapters as arguments, so the single process passes
-in-process ones and the distributed deployment Redis ones; nothing connects at import.
+Both take their adapters as arguments, so the single process and the tests pass in-process
+ones and the distributed deployment Redis ones; nothing connects at import.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import VERIFY_USER_CHANNEL
-from servicekit.bus import MessageBus
-from servicekit.cache import Cache
+from servicekit.bus import InMemoryBus, MessageBus
+from servicekit.cache import Cache, InMemoryCache
 from servicekit.database import create_service_engine, create_session_factory, database_check
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresLookups
-from servicekit.ratelimit import RateLimiter
+from servicekit.ratelimit import InMemoryRateLimiter, RateLimiter
 from servicekit.redis import RedisCache, RedisRateLimiter, create_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings
 from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import StaticKeySource, TokenVerifier
 from servicekit.tracing import instrument_engine, instrument_redis
-from servicekit.web import create_base_app, health_router
+from servicekit.web import Check, create_base_app, health_router
+from user_service.adapters.sql_unit_of_work import SqlUserUnitOfWork
+from user_service.adapters.user_standings import (
+    USER_CHANGES_CHANNEL,
+    USER_CHANGES_SENDER_EXISTS,
+    PostgresUserStandings,
+    RememberedUserStandings,
+    SqlUserStandings,
+)
 from user_service.core.auth import (
     PasswordHasher,
     TokenIssuer,
@@ -36,26 +47,57 @@ from user_service.core.auth import (
     signing_key_from_pem,
 )
 from user_service.core.config import UserSettings
-from user_service.core.database import MIGRATIONS, VERSION_TABLE, UserUnitOfWork
+from user_service.core.database import MIGRATIONS, VERSION_TABLE
 from user_service.core.metrics import UserMetrics
-from user_service.core.state import UserServiceState
-from user_service.repositories.user_repository import (
-    USER_CHANGES_CHANNEL,
-    USER_CHANGES_SENDER_EXISTS,
-    PostgresUserStates,
-    RememberedUserStates,
-    SessionUserStates,
-    UserStates,
-)
 from user_service.routers import auth_router, user_router
-from user_service.routers.dependencies import STATE_KEY
+from user_service.routers.dependencies import STATE_KEY, UserServiceState
 from user_service.routers.verification_consumer import verification_handler
+from user_service.services.ports import UserStandings
+
+__all__ = ["STATE_KEY", "Adapters", "build_user_service", "create_app", "routers"]
 
 VERSION = "1.0.0"
 
 
 def routers() -> list[APIRouter]:
     return [user_router.router, auth_router.router]
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """What the service shares with others: Redis in the distributed deployment, in-process
+    twins in tests. ``checks`` join the database's in ``/ready``; ``close`` runs last."""
+
+    cache: Cache
+    bus: MessageBus
+    limiter: RateLimiter
+    checks: dict[str, Check] = field(default_factory=dict)
+    close: Callable[[], Awaitable[None]] | None = None
+
+    @classmethod
+    def in_process(cls) -> Adapters:
+        return cls(InMemoryCache(), InMemoryBus(), InMemoryRateLimiter())
+
+    @classmethod
+    def redis(cls, settings: UserSettings, telemetry: Telemetry | None = None) -> Adapters:
+        """``telemetry``: Redis faults counted, Redis commands traced when tracing is on."""
+        telemetry = telemetry or Telemetry.off()
+        redis = create_redis(
+            settings.redis_host,
+            settings.redis_port,
+            name=settings.service_name,
+            connect_timeout=settings.redis_connect_timeout,
+            timeout=settings.redis_timeout,
+        )
+        instrument_redis(redis, telemetry.tracing)
+        on_fault = telemetry.metrics.redis_fault
+        return cls(
+            RedisCache(redis, on_fault=on_fault),
+            RedisBus(redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault),
+            RedisRateLimiter(redis, on_fault=on_fault),
+            checks={"redis": redis.ping},
+            close=redis.aclose,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -81,17 +123,17 @@ async def build_user_service(
         sessions = create_session_factory(engine)
         lookups = create_session_factory(engine, read_only=True)
 
-        def new_uow(*, read_only: bool = False) -> UserUnitOfWork:
-            return UserUnitOfWork(lookups if read_only else sessions)
+        def new_uow(*, read_only: bool = False) -> SqlUserUnitOfWork:
+            return SqlUserUnitOfWork(lookups if read_only else sessions)
 
-        user_states: UserStates = SessionUserStates(lookups)
+        user_standings: UserStandings = SqlUserStandings(lookups)
         postgres = PostgresLookups.of(settings)
         if postgres is not None:
             await postgres.start()
             stack.push_async_callback(postgres.close)
             listener = postgres.listener(USER_CHANGES_CHANNEL)
-            remembered = RememberedUserStates(
-                PostgresUserStates(postgres), live=lambda: listener.live
+            remembered = RememberedUserStandings(
+                PostgresUserStandings(postgres), live=lambda: listener.live
             )
             await listener.start(
                 on_notify=remembered.changed,
@@ -99,7 +141,7 @@ async def build_user_service(
                 sender_exists=USER_CHANGES_SENDER_EXISTS,
             )
             stack.push_async_callback(listener.close)
-            user_states = remembered
+            user_standings = remembered
 
         key = (
             signing_key_from_pem(settings.jwt_private_key.get_secret_value().encode())
@@ -115,7 +157,7 @@ async def build_user_service(
         state = UserServiceState(
             settings=settings,
             new_uow=new_uow,
-            user_states=user_states,
+            user_standings=user_standings,
             cache=cache,
             hasher=hasher,
             limiter=limiter,
@@ -143,47 +185,42 @@ async def build_user_service(
 
 
 def create_app(
-    settings: UserSettings | None = None, *, telemetry: Telemetry | None = None
+    settings: UserSettings | None = None,
+    *,
+    adapters: Adapters | None = None,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
-    """The distributed User Service: Postgres and Redis from the environment; metrics as the
-    settings say and traces as the ``OTEL_*`` variables say, unless ``telemetry`` is given."""
+    """The User Service's app: its database from the settings, Redis adapters unless others
+    are given; metrics as the settings say and traces as the ``OTEL_*`` variables say, unless
+    ``telemetry`` is given."""
     settings = settings or load_settings(UserSettings)
     telemetry = telemetry or telemetry_from_environment(
         settings.service_name, metrics_enabled=settings.metrics_enabled
     )
-    configure_logging(settings.service_name, settings.log_level, traces=bool(telemetry.tracing))
     engine = create_service_engine(settings)
     telemetry.metrics.watch_engine(engine, settings.service_name)
     instrument_engine(engine, telemetry.tracing)
-    redis = create_redis(
-        settings.redis_host,
-        settings.redis_port,
-        name=settings.service_name,
-        connect_timeout=settings.redis_connect_timeout,
-        timeout=settings.redis_timeout,
-    )
-    instrument_redis(redis, telemetry.tracing)
-    on_fault = telemetry.metrics.redis_fault
+    shared = adapters or Adapters.redis(settings, telemetry)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = RedisBus(redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(telemetry.close)
             stack.push_async_callback(engine.dispose)
-            stack.push_async_callback(redis.aclose)
+            if shared.close is not None:
+                stack.push_async_callback(shared.close)
             state = await stack.enter_async_context(
                 build_user_service(
                     settings,
-                    cache=RedisCache(redis, on_fault=on_fault),
-                    bus=bus,
-                    limiter=RedisRateLimiter(redis, on_fault=on_fault),
+                    cache=shared.cache,
+                    bus=shared.bus,
+                    limiter=shared.limiter,
                     engine=engine,
                     telemetry=telemetry,
                 )
             )
-            await bus.start()
-            stack.push_async_callback(bus.close)
+            await shared.bus.start()
+            stack.push_async_callback(shared.bus.close)
             yield {STATE_KEY: state}
 
     app = create_base_app(
@@ -199,14 +236,19 @@ def create_app(
     for router in routers():
         app.include_router(router)
     app.include_router(
-        health_router("user_service", {"database": database_check(engine), "redis": redis.ping})
+        health_router("user_service", {"database": database_check(engine), **shared.checks})
     )
     return app
 
 
 @functools.cache
 def _app() -> FastAPI:
-    return create_app()
+    settings = load_settings(UserSettings)
+    telemetry = telemetry_from_environment(
+        settings.service_name, metrics_enabled=settings.metrics_enabled
+    )
+    configure_logging(settings.service_name, settings.log_level, traces=bool(telemetry.tracing))
+    return create_app(settings, telemetry=telemetry)
 
 
 def __getattr__(name: str) -> Any:

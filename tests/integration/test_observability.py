@@ -7,6 +7,7 @@ receiver); each test reads counters before and after its own traffic, so they ma
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import uuid
@@ -171,6 +172,7 @@ async def test_without_the_bus_the_verification_goes_over_http(observed: Observe
         before, faults, db_system_name="redis"
     )
     # The request id went along on the HTTP fallback: the user service logged it.
+    await wait_for_line(stack, stack.user_service.name, request_id)
     answered = [
         json.loads(line) for line in log_lines(stack, stack.user_service.name) if request_id in line
     ]
@@ -265,6 +267,14 @@ def db_system(span: ReceivedSpan) -> object:
     return span.attributes.get("db.system.name", span.attributes.get("db.system"))
 
 
+async def wait_for_line(stack: DistributedStack, name: str, text: str, within: float = 10) -> None:
+    for _ in range(int(within / 0.05)):
+        if any(text in line for line in log_lines(stack, name)):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} never logged {text!r}")
+
+
 def log_lines(stack: DistributedStack, name: str) -> list[str]:
     path: Path = stack.folder / f"{name}.log"
     return path.read_text().splitlines()
@@ -285,6 +295,8 @@ async def test_log_lines_are_json_with_request_and_trace_ids(observed: Observed)
     )
     assert response.status_code == 200
     name = stack.order_service.name
+    # The access line is written once the response has gone: wait for it.
+    await wait_for_line(stack, name, request_id)
     entries = []
     for line in log_lines(stack, name):
         if "Application startup complete" in line or request_id in line:

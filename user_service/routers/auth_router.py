@@ -11,10 +11,9 @@ from contracts import INTERNAL_VERIFICATION_PATH, JWKS_PATH
 from servicekit.errors import AppError, ServiceUnavailable, TooManyRequests
 from servicekit.text import PlainText
 from servicekit.web import problem_responses
-from user_service.core.state import UserServiceState
 from user_service.routers.dependencies import State, require_service_credential
 from user_service.schemas import AccessToken, JsonWebKeySet, UserVerificationRead
-from user_service.services import user_service
+from user_service.services import login, verification
 
 router = APIRouter()
 
@@ -33,8 +32,28 @@ async def log_in(
     client_id: Annotated[str | None, Form(max_length=100)] = None,
     scope: Annotated[str, Form(max_length=1000)] = "",
 ) -> AccessToken:
+    settings = state.settings
     try:
-        issued = await _log_in(state, request, username, password, client_id)
+        issued = await login.log_in(
+            state.new_uow(),
+            state.cache,
+            state.hasher,
+            state.issuer,
+            state.limiter,
+            email=username,
+            password=password,
+            client_id=client_id or "public",
+            # The peer of the connection. Behind a reverse proxy this is the proxy: it would need
+            # trusted-proxy handling (e.g. uvicorn --forwarded-allow-ips); X-Forwarded-For from
+            # anyone else is never trusted.
+            client_address=request.client.host if request.client else "unknown",
+            limits=login.LoginLimits(
+                max_failures_per_account=settings.login_max_failures_per_account,
+                window_seconds=settings.login_window_seconds,
+                max_attempts_per_address=settings.login_max_attempts_per_address,
+                address_window_seconds=settings.login_address_window_seconds,
+            ),
+        )
     except AppError as exc:
         state.metrics.login(_login_outcome(exc))
         if isinstance(exc, TooManyRequests):
@@ -53,32 +72,6 @@ def _login_outcome(exc: AppError) -> str:
     return exc.code
 
 
-async def _log_in(
-    state: UserServiceState, request: Request, username: str, password: str, client_id: str | None
-) -> user_service.IssuedToken:
-    settings = state.settings
-    return await user_service.log_in(
-        state.new_uow(),
-        state.cache,
-        state.hasher,
-        state.issuer,
-        state.limiter,
-        email=username,
-        password=password,
-        client_id=client_id or "public",
-        # The peer of the connection. Behind a reverse proxy this is the proxy: it would need
-        # trusted-proxy handling (e.g. uvicorn --forwarded-allow-ips); X-Forwarded-For from
-        # anyone else is never trusted.
-        client_address=request.client.host if request.client else "unknown",
-        limits=user_service.LoginLimits(
-            max_failures_per_account=settings.login_max_failures_per_account,
-            window_seconds=settings.login_window_seconds,
-            max_attempts_per_address=settings.login_max_attempts_per_address,
-            address_window_seconds=settings.login_address_window_seconds,
-        ),
-    )
-
-
 @router.get(JWKS_PATH, tags=["auth"], operation_id="read_jwks")
 async def read_jwks(state: State, response: Response) -> JsonWebKeySet:
     response.headers["Cache-Control"] = "public, max-age=300"
@@ -93,5 +86,9 @@ async def read_jwks(state: State, response: Response) -> JsonWebKeySet:
     responses=problem_responses(401),
 )
 async def verify_user(user_id: uuid.UUID, state: State) -> UserVerificationRead:
-    result = await user_service.verify_user(state.user_states, state.cache, user_id=user_id)
-    return UserVerificationRead(user_id=result.user_id, exists=result.exists, active=result.active)
+    standing = await verification.verify_user(state.user_standings, state.cache, user_id=user_id)
+    return UserVerificationRead(
+        user_id=user_id,
+        exists=standing is not None,
+        active=standing is not None and standing.is_active,
+    )
