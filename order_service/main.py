@@ -139,7 +139,7 @@ async def build_order_service(
         def new_uow(*, read_only: bool = False) -> SqlOrderUnitOfWork:
             return SqlOrderUnitOfWork(lookups if read_only else sessions)
 
-        writer = SqlOrderWriter(engine, metrics=metrics)
+        writer = SqlOrderWriter(engine, metrics=metrics, traced=telemetry.tracing is not None)
         stack.push_async_callback(writer.close)
         housekeeping = asyncio.create_task(_purge_keys_periodically(new_uow), name="purge-keys")
         stack.push_async_callback(_cancel, housekeeping)
