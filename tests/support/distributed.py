@@ -27,6 +27,7 @@ import pytest
 from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, VERIFY_USER_CHANNEL
 from devstack import (
     DEFAULT_ADMIN_DSN,
+    RedisOptions,
     ScratchDatabases,
     free_port,
     image_process,
@@ -239,6 +240,7 @@ async def distributed_stack(
     user_services: int = 1,
     order_services: int = 1,
     database_via: str | None = None,
+    redis_options: RedisOptions | None = None,
 ) -> AsyncIterator[DistributedStack]:
     """A running stack: private Redis, fresh databases, the services healthy and subscribed.
     With ``database_via`` (``host:port``), the services reach Postgres through that address."""
@@ -247,7 +249,7 @@ async def distributed_stack(
     databases = ScratchDatabases.unique(ADMIN_DSN, "test", "user_service", "order_service")
     stack = DistributedStack(
         folder=folder,
-        redis=RedisServer.on_free_port(folder),
+        redis=RedisServer.on_free_port(folder, **(redis_options or {})),
         databases=databases,
         internal_token=internal_token,
         extra_env=dict(extra_env or {}),
