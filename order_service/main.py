@@ -18,7 +18,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import JWKS_PATH
+from contracts import JWKS_PATH, TAGGED_CHANNELS
 from order_service.core.config import OrderSettings
 from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWork
 from order_service.core.state import OrderServiceState
@@ -34,9 +34,10 @@ from servicekit.database import create_service_engine, create_session_factory, d
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
-from servicekit.redis import RedisCache, create_redis
+from servicekit.redis import RedisCache, check_redis_access, create_service_redis
 from servicekit.redis_bus import RedisBus
-from servicekit.settings import load_settings
+from servicekit.settings import load_settings, require_settings
+from servicekit.tags import TaggedBus, TaggedCache, redis_tags
 from servicekit.tokens import KeySource, TokenVerifier
 from servicekit.web import create_base_app, health_router
 
@@ -117,23 +118,21 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 def create_app(settings: OrderSettings | None = None) -> FastAPI:
     """The distributed Order Service: Postgres, Redis and the user service from the environment."""
-    settings = settings or load_settings(OrderSettings)
+    settings = settings or require_settings(
+        load_settings(OrderSettings), "redis_signing_key", reason="by the distributed deployment"
+    )
     configure_logging(settings.service_name, settings.log_level)
     engine = create_service_engine(settings)
-    redis = create_redis(
-        settings.redis_host,
-        settings.redis_port,
-        name=settings.service_name,
-        connect_timeout=settings.redis_connect_timeout,
-        timeout=settings.redis_timeout,
-    )
+    redis = create_service_redis(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = RedisBus(redis)
+        tags = redis_tags(settings)
+        bus = TaggedBus(RedisBus(redis), tags, TAGGED_CHANNELS)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(redis.aclose)
+            await check_redis_access(redis)
             user_service = httpx.AsyncClient(
                 base_url=str(settings.user_service_url).rstrip("/"),
                 timeout=settings.user_service_timeout,
@@ -144,7 +143,7 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
             state = await stack.enter_async_context(
                 build_order_service(
                     settings,
-                    cache=RedisCache(redis),
+                    cache=TaggedCache(RedisCache(redis), tags),
                     bus=bus,
                     keys=keys,
                     user_service=user_service,

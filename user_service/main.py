@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import VERIFY_USER_CHANNEL
+from contracts import TAGGED_CHANNELS, VERIFY_USER_CHANNEL
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
 from servicekit.database import create_service_engine, create_session_factory, database_check
@@ -22,9 +22,15 @@ from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresLookups
 from servicekit.ratelimit import RateLimiter
-from servicekit.redis import RedisCache, RedisRateLimiter, create_redis
+from servicekit.redis import (
+    RedisCache,
+    RedisRateLimiter,
+    check_redis_access,
+    create_service_redis,
+)
 from servicekit.redis_bus import RedisBus
-from servicekit.settings import load_settings
+from servicekit.settings import load_settings, require_settings
+from servicekit.tags import TaggedBus, TaggedCache, redis_tags
 from servicekit.tokens import StaticKeySource, TokenVerifier
 from servicekit.web import create_base_app, health_router
 from user_service.core.auth import (
@@ -132,27 +138,25 @@ async def build_user_service(
 
 def create_app(settings: UserSettings | None = None) -> FastAPI:
     """The distributed User Service: Postgres and Redis from the environment."""
-    settings = settings or load_settings(UserSettings)
+    settings = settings or require_settings(
+        load_settings(UserSettings), "redis_signing_key", reason="by the distributed deployment"
+    )
     configure_logging(settings.service_name, settings.log_level)
     engine = create_service_engine(settings)
-    redis = create_redis(
-        settings.redis_host,
-        settings.redis_port,
-        name=settings.service_name,
-        connect_timeout=settings.redis_connect_timeout,
-        timeout=settings.redis_timeout,
-    )
+    redis = create_service_redis(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = RedisBus(redis)
+        tags = redis_tags(settings)
+        bus = TaggedBus(RedisBus(redis), tags, TAGGED_CHANNELS)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
             stack.push_async_callback(redis.aclose)
+            await check_redis_access(redis)
             state = await stack.enter_async_context(
                 build_user_service(
                     settings,
-                    cache=RedisCache(redis),
+                    cache=TaggedCache(RedisCache(redis), tags),
                     bus=bus,
                     limiter=RedisRateLimiter(redis),
                     engine=engine,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,13 +25,17 @@ from cryptography.x509.oid import NameOID
 from redis.asyncio import Redis
 
 from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, VERIFY_USER_CHANNEL, user_cache_key
-from devstack import RedisTls, free_port
+from devstack import RedisOptions, RedisTls, free_port
 from devstack.aio import RedisServer
 from servicekit.errors import StartRefused
 from servicekit.redis import RedisCache, RedisRateLimiter, check_redis_access, create_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.tags import TaggedBus, TaggedCache, Tags
-from tests.support.backing import private_redis
+from tests.integration.test_service_processes import run_image_command
+from tests.support.api import Api
+from tests.support.backing import postgres_database, private_redis
+from tests.support.deployments import INTERNAL_TOKEN, Deployment
+from tests.support.distributed import USER_DOCKERFILE, distributed_stack
 
 PASSWORD = "an-acl-password-" + uuid.uuid4().hex
 USER = "orders-and-users"
@@ -273,3 +279,86 @@ async def test_an_unreachable_redis_does_not_stop_the_start(
     finally:
         await client.aclose()
     assert f"redis at 127.0.0.1:{port} is unavailable at start" in caplog.text
+
+
+# The services as processes on a secured Redis: what each one's settings say for it.
+def acl_env() -> dict[str, str]:
+    return {"REDIS_USERNAME": USER, "REDIS_PASSWORD": PASSWORD}
+
+
+def tls_env(tls: RedisTls) -> dict[str, str]:
+    return {"REDIS_SSL": "true", "REDIS_SSL_CA_CERTS": str(tls.ca_file)}
+
+
+@pytest.mark.parametrize("mode", ["acl", "tls"])
+async def test_the_verification_protocol_runs_between_the_services_over_a_secured_redis(
+    mode: str, tmp_path: Path
+) -> None:
+    """Cache hit, then a miss answered on the bus with a tagged reply, then the rate limiter's
+    counters: every part of the protocol through the services' own connections."""
+    if mode == "acl":
+        options: RedisOptions = {
+            "server_args": ACL_ARGS,
+            "client_options": {"username": USER, "password": PASSWORD},
+        }
+        env = acl_env()
+    else:
+        tls = make_certificates(tmp_path / "tls")
+        options = {"tls": tls}
+        env = tls_env(tls)
+    async with (
+        distributed_stack(
+            tmp_path / "stack", internal_token=INTERNAL_TOKEN, extra_env=env, redis_options=options
+        ) as stack,
+        httpx.AsyncClient(base_url=stack.user_service.url, timeout=10.0) as users,
+        httpx.AsyncClient(base_url=stack.order_service.url, timeout=10.0) as orders,
+        stack.redis.client() as watcher,
+        watcher.pubsub() as replies,
+    ):
+        api = Api(Deployment(mode, users, orders, INTERNAL_TOKEN))
+        account = await api.account()
+        key = user_cache_key(account.id)
+        entry = await watcher.get(key)
+        assert entry is not None
+        assert b'"tag":"' in entry, entry
+        assert (await api.create_order(account.token)).status_code == 201  # from the cache
+
+        await replies.subscribe(USER_VERIFICATION_RESPONSE_CHANNEL)
+        await watcher.delete(key)
+        assert (await api.create_order(account.token)).status_code == 201  # from the bus
+        async with asyncio.timeout(PATIENCE):
+            while True:
+                message = await replies.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None:
+                    break
+        reply = json.loads(message["data"])
+        assert reply["user_id"] == account.id
+        assert reply["active"] is True
+        assert "tag" in reply
+
+        counters = [name async for name in watcher.scan_iter(match="ratelimit:*")]
+        assert counters, "the login's rate-limit counters are in this Redis"
+
+
+async def test_a_wrong_redis_password_stops_the_service_with_one_line(
+    acl_redis: Secured,
+) -> None:
+    async with postgres_database("secured") as database_url:
+        env = {
+            "DATABASE_URL": database_url,
+            "INTERNAL_API_TOKEN": "a-service-credential-of-some-length",
+            "REDIS_SIGNING_KEY": "a-signing-key-of-at-least-32-characters",
+            "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": str(acl_redis.server.port),
+            "REDIS_USERNAME": USER,
+            "REDIS_PASSWORD": "not-the-password",
+        }
+        code, stderr = await run_image_command(USER_DOCKERFILE, env)
+    assert code != 0, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("ERROR")]
+    assert errors[0].startswith(
+        f"ERROR:    redis at 127.0.0.1:{acl_redis.server.port} refused our credentials"
+    ), stderr
+    assert errors[1:] == ["ERROR:    Application startup failed. Exiting."], stderr
+    assert "Traceback" not in stderr
+    assert "not-the-password" not in stderr

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,10 @@ def require_backing_services() -> None:
         unavailable(problem)
 
 
+# The key of the tags on what the services leave in Redis: the same for every stack's services.
+SIGNING_KEY = "signing-" + secrets.token_urlsafe(32)
+
+
 @dataclass
 class DistributedStack:
     """Redis, two databases and the service processes, each part stoppable on its own.
@@ -140,6 +145,7 @@ class DistributedStack:
             REDIS_HOST="127.0.0.1",
             REDIS_PORT=str(self.redis.port),
             INTERNAL_API_TOKEN=self.internal_token,
+            REDIS_SIGNING_KEY=SIGNING_KEY,
             DATA_DIR=str(self.folder / "data"),
             LOG_LEVEL="WARNING",
         )
