@@ -76,6 +76,14 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"must be a {' or '.join(d + '://' for d in DATABASE_DRIVERS)} URL")
         return value
 
+    @field_validator(
+        "redis_username", "redis_password", "redis_ssl_ca_certs", "redis_signing_key", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `make` and compose pass an unset variable on as an empty one.
+        return None if value == "" else value
+
     @field_validator("redis_signing_key")
     @classmethod
     def _long_keys(cls, value: SecretStr | None) -> SecretStr | None:
