@@ -340,20 +340,44 @@ async def test_the_verification_protocol_runs_between_the_services_over_a_secure
         assert counters, "the login's rate-limit counters are in this Redis"
 
 
-async def test_a_wrong_redis_password_stops_the_service_with_one_line(
-    acl_redis: Secured,
+@pytest.fixture(scope="module")
+async def database_url() -> AsyncIterator[str]:
+    async with postgres_database("secured") as url:
+        yield url
+
+
+def service_env(database_url: str, server: Secured) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "INTERNAL_API_TOKEN": "a-service-credential-of-some-length",
+        "REDIS_SIGNING_KEY": "a-signing-key-of-at-least-32-characters",
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": str(server.server.port),
+        "REDIS_USERNAME": USER,
+        "REDIS_PASSWORD": PASSWORD,
+    }
+
+
+async def test_a_missing_signing_key_stops_the_service_with_one_line(
+    acl_redis: Secured, database_url: str
 ) -> None:
-    async with postgres_database("secured") as database_url:
-        env = {
-            "DATABASE_URL": database_url,
-            "INTERNAL_API_TOKEN": "a-service-credential-of-some-length",
-            "REDIS_SIGNING_KEY": "a-signing-key-of-at-least-32-characters",
-            "REDIS_HOST": "127.0.0.1",
-            "REDIS_PORT": str(acl_redis.server.port),
-            "REDIS_USERNAME": USER,
-            "REDIS_PASSWORD": "not-the-password",
-        }
-        code, stderr = await run_image_command(USER_DOCKERFILE, env)
+    env = service_env(database_url, acl_redis)
+    del env["REDIS_SIGNING_KEY"]
+    code, stderr = await run_image_command(USER_DOCKERFILE, env)
+    assert code == 2, stderr
+    lines = [line for line in stderr.splitlines() if "REDIS_SIGNING_KEY" in line]
+    assert lines == [
+        "configuration error (UserSettings): REDIS_SIGNING_KEY: required by the distributed"
+        " deployment, not set"
+    ], stderr
+    assert "Traceback" not in stderr
+
+
+async def test_a_wrong_redis_password_stops_the_service_with_one_line(
+    acl_redis: Secured, database_url: str
+) -> None:
+    env = {**service_env(database_url, acl_redis), "REDIS_PASSWORD": "not-the-password"}
+    code, stderr = await run_image_command(USER_DOCKERFILE, env)
     assert code != 0, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("ERROR")]
     assert errors[0].startswith(
