@@ -53,8 +53,8 @@ def sqlite_url(path: Path) -> str:
 
 def single_process_settings(data_dir: Path | None = None) -> tuple[UserSettings, OrderSettings]:
     """Both services' settings from the environment, pointed at SQLite files in the data
-    folder. The internal endpoint gets a random credential: nothing outside may call it; the
-tags on cached entries and replies a random key, as nothing outside shares them."""
+        folder. The internal endpoint gets a random credential: nothing outside may call it; the
+    tags on cached entries and replies a random key, as nothing outside shares them."""
     base = load_settings(SingleProcessSettings)
     folder = data_dir or base.data_dir
     folder.mkdir(parents=True, exist_ok=True)
