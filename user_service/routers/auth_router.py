@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from contracts import INTERNAL_VERIFICATION_PATH, JWKS_PATH
+from servicekit.text import PlainText
 from servicekit.web import problem_responses
 from user_service.routers.dependencies import State, require_service_credential
 from user_service.schemas import AccessToken, JsonWebKeySet, UserVerificationRead
@@ -23,7 +24,8 @@ async def log_in(
     state: State,
     request: Request,
     response: Response,
-    username: Annotated[str, Form(max_length=320)],
+    # Control characters are a 422 here; any other text that is no address is a 401.
+    username: Annotated[str, Form(max_length=320), PlainText(strip=False)],
     password: Annotated[str, Form(max_length=1024)],
     grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
     client_id: Annotated[str | None, Form(max_length=100)] = None,

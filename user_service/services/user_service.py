@@ -7,7 +7,6 @@ reported done until the cache says so, or an order could slip through for up to 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from servicekit.errors import DependencyUnavailable, ServiceUnavailable
 from servicekit.ratelimit import RateLimiter
 from user_service.core.auth import PasswordHasher, TokenIssuer, normalize_password
 from user_service.core.database import UserUnitOfWork
+from user_service.core.emails import InvalidEmail, email_key, normalize_email
 from user_service.errors import (
     AccountUnavailable,
     ConcurrentUpdate,
@@ -56,10 +56,6 @@ class UserStatus:
     user_id: uuid.UUID
     exists: bool
     active: bool
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def check_password_policy(password: str, *, min_length: int) -> None:
@@ -110,8 +106,14 @@ async def authenticate(
     """One failure for an unknown email, a wrong password and an inactive account.
 
     No transaction is held while argon2 runs."""
-    async with uow:
-        user = await uow.users.get_by_email(normalize_email(email))
+    try:
+        canonical = normalize_email(email)
+    except InvalidEmail:
+        canonical = None  # no account can have it: answered as an unknown one
+    user = None
+    if canonical is not None:
+        async with uow:
+            user = await uow.users.get_by_email(canonical)
     if user is None:
         await hasher.burn(password)
         raise InvalidCredentials()
@@ -153,7 +155,7 @@ async def log_in(
     )
     if not by_address.allowed:
         raise TooManyLoginAttempts(retry_after=by_address.retry_after)
-    account_key = "login:account:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()
+    account_key = "login:account:" + email_key(email)
     by_account = await limiter.peek(
         account_key, limit=limits.max_failures_per_account, window_seconds=limits.window_seconds
     )
