@@ -24,7 +24,7 @@ class PostgresLookups:
     """Single-statement reads on a small asyncpg pool of their own.
 
     Through the engine, a one-row primary-key read costs a session, a checkout and the
-    driver adapter: 500 us where asyncpg alone takes 120 (measured here; docs/benchmarks.md).
+    driver adapter, several times what asyncpg alone takes (docs/benchmarks.md, change 15).
     Only reads that need no transaction belong here. The pool connects on first use and
     replaces connections the server closed; every wait is bounded as the engine's are. A
     connection needs no session reset between these reads (asyncpg still rolls back a

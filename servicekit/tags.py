@@ -26,8 +26,6 @@ from collections.abc import Callable, Collection, Sequence
 
 from servicekit.bus import Handler, MessageBus
 from servicekit.cache import Cache
-from servicekit.errors import StartRefused
-from servicekit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +90,6 @@ class Tags:
         mac.update(b"%s\n%s\n" % (place.encode(), expires))
         mac.update(value)
         return mac.digest()
-
-
-def redis_tags(settings: ServiceSettings) -> Tags:
-    """The tags of a service that shares Redis: its ``REDIS_SIGNING_KEY`` is required."""
-    keys = settings.redis_signing_keys()
-    if not keys:
-        raise StartRefused("REDIS_SIGNING_KEY is required by the distributed deployment, not set")
-    return Tags(keys)
 
 
 def _encode(mac: bytes) -> bytes:

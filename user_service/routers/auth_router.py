@@ -12,7 +12,7 @@ from servicekit.text import PlainText
 from servicekit.web import problem_responses
 from user_service.routers.dependencies import State, require_service_credential
 from user_service.schemas import AccessToken, JsonWebKeySet, UserVerificationRead
-from user_service.services import user_service
+from user_service.services import login, verification
 
 router = APIRouter()
 
@@ -32,7 +32,7 @@ async def log_in(
     scope: Annotated[str, Form(max_length=1000)] = "",
 ) -> AccessToken:
     settings = state.settings
-    issued = await user_service.log_in(
+    issued = await login.log_in(
         state.new_uow(),
         state.cache,
         state.hasher,
@@ -45,7 +45,7 @@ async def log_in(
         # trusted-proxy handling (e.g. uvicorn --forwarded-allow-ips); X-Forwarded-For from
         # anyone else is never trusted.
         client_address=request.client.host if request.client else "unknown",
-        limits=user_service.LoginLimits(
+        limits=login.LoginLimits(
             max_failures_per_account=settings.login_max_failures_per_account,
             window_seconds=settings.login_window_seconds,
             max_attempts_per_address=settings.login_max_attempts_per_address,
@@ -70,5 +70,9 @@ async def read_jwks(state: State, response: Response) -> JsonWebKeySet:
     responses=problem_responses(401),
 )
 async def verify_user(user_id: uuid.UUID, state: State) -> UserVerificationRead:
-    result = await user_service.verify_user(state.user_states, state.cache, user_id=user_id)
-    return UserVerificationRead(user_id=result.user_id, exists=result.exists, active=result.active)
+    standing = await verification.verify_user(state.user_standings, state.cache, user_id=user_id)
+    return UserVerificationRead(
+        user_id=user_id,
+        exists=standing is not None,
+        active=standing is not None and standing.is_active,
+    )

@@ -1,0 +1,39 @@
+"""Deactivating an account: not reported done until the cache says so, or an order could slip
+through for as long as the cached entry lives."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+
+from servicekit.cache import Cache
+from servicekit.clock import utc_now
+from servicekit.errors import DependencyUnavailable, ServiceUnavailable
+from user_service.errors import AccountUnavailable
+from user_service.services.cached_user import forget_cached_user, write_cached_user
+from user_service.services.ports import UserUnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+async def deactivate_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UUID) -> None:
+    """The cache is overwritten before the commit; if that fails, nothing changes (503)."""
+    async with uow:
+        user = await uow.users.get(user_id)
+        if user is None or not user.is_active:
+            raise AccountUnavailable()
+        user = await uow.users.save(
+            dataclasses.replace(user, is_active=False, updated_at=utc_now())
+        )
+        try:
+            await write_cached_user(cache, user.standing)
+        except DependencyUnavailable as exc:
+            log.warning("deactivation of %s refused: cache write failed (%r)", user.id, exc)
+            raise ServiceUnavailable("The account could not be deactivated; retry.") from None
+        try:
+            await uow.commit()
+        except BaseException:
+            # The cache already says "inactive"; drop it so readers go back to the database.
+            await forget_cached_user(cache, user.id)
+            raise
