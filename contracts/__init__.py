@@ -23,7 +23,9 @@ def user_cache_key(user_id: uuid.UUID | str) -> str:
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Read strictly: a flag is a JSON true or false, a number a JSON integer. What Redis holds
+    # is not trusted to be well formed ("active": "yes" must not read as active).
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
 
 class VerifyUser(_Message):
