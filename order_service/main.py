@@ -20,7 +20,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import JWKS_PATH
+from contracts import JWKS_PATH, TAGGED_CHANNELS
 from order_service.adapters.order_writer import SqlOrderWriter
 from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
@@ -33,13 +33,15 @@ from order_service.services import order_service
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
 from servicekit.database import create_service_engine, create_session_factory, database_check
+from servicekit.errors import StartRefused
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.outbound import send_request_id
-from servicekit.redis import RedisCache, create_redis
+from servicekit.redis import RedisCache, check_redis_access, create_service_redis
 from servicekit.redis_bus import RedisBus
-from servicekit.settings import load_settings
+from servicekit.settings import load_settings, require_settings
+from servicekit.tags import TaggedBus, TaggedCache, Tags
 from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import KeySource, TokenVerifier
 from servicekit.tracing import instrument_engine, instrument_httpx, instrument_redis
@@ -71,16 +73,13 @@ class Adapters:
 
     @classmethod
     def redis(cls, settings: OrderSettings, telemetry: Telemetry | None = None) -> Adapters:
-        """``telemetry``: Redis faults counted, Redis commands and the calls to the user
-        service (JWKS, verification fallback) traced when tracing is on."""
+        """Redis with the settings' credentials and TLS, what is read from it checked with
+        the signing key; a start first checks that Redis lets us in (and that there is a
+        key): a refusal stops it, an unreachable Redis does not. ``telemetry``: Redis faults
+        counted, Redis commands and the calls to the user service (JWKS, verification
+        fallback) traced when tracing is on."""
         telemetry = telemetry or Telemetry.off()
-        redis = create_redis(
-            settings.redis_host,
-            settings.redis_port,
-            name=settings.service_name,
-            connect_timeout=settings.redis_connect_timeout,
-            timeout=settings.redis_timeout,
-        )
+        redis = create_service_redis(settings)
         instrument_redis(redis, telemetry.tracing)
         user_service = httpx.AsyncClient(
             base_url=str(settings.user_service_url).rstrip("/"),
@@ -89,18 +88,32 @@ class Adapters:
             event_hooks={"request": [send_request_id]},
         )
         instrument_httpx(user_service, telemetry.tracing)
+        keys = settings.redis_signing_keys()
+        tags = Tags(keys) if keys else None
+
+        @contextlib.asynccontextmanager
+        async def checked_at_start() -> AsyncIterator[None]:
+            if tags is None:
+                raise StartRefused("REDIS_SIGNING_KEY is required by the distributed deployment")
+            await check_redis_access(redis)
+            yield
 
         async def close() -> None:
             await user_service.aclose()
             await redis.aclose()
 
         on_fault = telemetry.metrics.redis_fault
+        cache: Cache = RedisCache(redis, on_fault=on_fault)
+        bus: MessageBus = RedisBus(
+            redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault
+        )
         return cls(
-            cache=RedisCache(redis, on_fault=on_fault),
-            bus=RedisBus(redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault),
+            cache=TaggedCache(cache, tags) if tags is not None else cache,
+            bus=TaggedBus(bus, tags, TAGGED_CHANNELS) if tags is not None else bus,
             keys=JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds),
             user_service=user_service,
             checks={"redis": redis.ping},
+            beside=checked_at_start,
             close=close,
         )
 
@@ -241,7 +254,9 @@ def create_app(
 
 @functools.cache
 def _app() -> FastAPI:
-    settings = load_settings(OrderSettings)
+    settings = require_settings(
+        load_settings(OrderSettings), "redis_signing_key", reason="by the distributed deployment"
+    )
     telemetry = telemetry_from_environment(
         settings.service_name, metrics_enabled=settings.metrics_enabled
     )

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import gc
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
 from fastapi.responses import JSONResponse
 from fastapi.security.base import SecurityBase
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.cors import ProblemCORSMiddleware, cors_middleware_options
-from servicekit.errors import AppError, InvalidToken, Unauthorized
+from servicekit.errors import AppError, InvalidToken, StartRefused, Unauthorized
 from servicekit.handlers import install_error_handlers
 from servicekit.middleware import DEFAULT_MAX_HEADER_BYTES, RequestContextMiddleware
 from servicekit.telemetry import Telemetry
@@ -115,7 +117,30 @@ def create_base_app(
         )
     if token_url is not None:
         _point_password_flows_at(app, token_url)
+    app.add_middleware(StartRefusalMiddleware)
     return app
+
+
+class StartRefusalMiddleware:
+    """Tells the server why the start was refused in the one line of a ``StartRefused``,
+    instead of the traceback the framework reports a failed start with."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_reason(message: Message) -> None:
+            # Sent from the handler of the failure, so it is the exception being handled.
+            refusal = sys.exception()
+            if message["type"] == "lifespan.startup.failed" and isinstance(refusal, StartRefused):
+                message = {**message, "message": str(refusal)}
+            await send(message)
+
+        await self.app(scope, receive, send_reason)
 
 
 def _frozen_after_start(lifespan: Any) -> Any:

@@ -17,17 +17,24 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import VERIFY_USER_CHANNEL
+from contracts import TAGGED_CHANNELS, VERIFY_USER_CHANNEL
 from servicekit.bus import InMemoryBus, MessageBus
 from servicekit.cache import Cache, InMemoryCache
 from servicekit.database import create_service_engine, create_session_factory, database_check
+from servicekit.errors import StartRefused
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresLookups
 from servicekit.ratelimit import InMemoryRateLimiter, RateLimiter
-from servicekit.redis import RedisCache, RedisRateLimiter, create_redis
+from servicekit.redis import (
+    RedisCache,
+    RedisRateLimiter,
+    check_redis_access,
+    create_service_redis,
+)
 from servicekit.redis_bus import RedisBus
-from servicekit.settings import load_settings
+from servicekit.settings import load_settings, require_settings
+from servicekit.tags import TaggedBus, TaggedCache, Tags
 from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import StaticKeySource, TokenVerifier
 from servicekit.tracing import instrument_engine, instrument_redis
@@ -66,12 +73,14 @@ def routers() -> list[APIRouter]:
 @dataclass(frozen=True)
 class Adapters:
     """What the service shares with others: Redis in the distributed deployment, in-process
-    twins in tests. ``checks`` join the database's in ``/ready``; ``close`` runs last."""
+    twins in tests. ``checks`` join the database's in ``/ready``; ``beside`` runs next to the
+    service for its lifetime (Redis: a check at start); ``close`` runs last."""
 
     cache: Cache
     bus: MessageBus
     limiter: RateLimiter
     checks: dict[str, Check] = field(default_factory=dict)
+    beside: Callable[[], contextlib.AbstractAsyncContextManager[object]] | None = None
     close: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
@@ -80,22 +89,34 @@ class Adapters:
 
     @classmethod
     def redis(cls, settings: UserSettings, telemetry: Telemetry | None = None) -> Adapters:
-        """``telemetry``: Redis faults counted, Redis commands traced when tracing is on."""
+        """Redis with the settings' credentials and TLS; cache entries and verification
+        replies tagged with the signing key. A start first checks that Redis lets us in (and
+        that there is a key): a refusal stops it, an unreachable Redis does not.
+        ``telemetry``: Redis faults counted, Redis commands traced when tracing is on."""
         telemetry = telemetry or Telemetry.off()
-        redis = create_redis(
-            settings.redis_host,
-            settings.redis_port,
-            name=settings.service_name,
-            connect_timeout=settings.redis_connect_timeout,
-            timeout=settings.redis_timeout,
-        )
+        redis = create_service_redis(settings)
         instrument_redis(redis, telemetry.tracing)
         on_fault = telemetry.metrics.redis_fault
+        keys = settings.redis_signing_keys()
+        tags = Tags(keys) if keys else None
+
+        @contextlib.asynccontextmanager
+        async def checked_at_start() -> AsyncIterator[None]:
+            if tags is None:
+                raise StartRefused("REDIS_SIGNING_KEY is required by the distributed deployment")
+            await check_redis_access(redis)
+            yield
+
+        cache: Cache = RedisCache(redis, on_fault=on_fault)
+        bus: MessageBus = RedisBus(
+            redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault
+        )
         return cls(
-            RedisCache(redis, on_fault=on_fault),
-            RedisBus(redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault),
+            TaggedCache(cache, tags) if tags is not None else cache,
+            TaggedBus(bus, tags, TAGGED_CHANNELS) if tags is not None else bus,
             RedisRateLimiter(redis, on_fault=on_fault),
             checks={"redis": redis.ping},
+            beside=checked_at_start,
             close=redis.aclose,
         )
 
@@ -209,6 +230,8 @@ def create_app(
             stack.push_async_callback(engine.dispose)
             if shared.close is not None:
                 stack.push_async_callback(shared.close)
+            if shared.beside is not None:
+                await stack.enter_async_context(shared.beside())
             state = await stack.enter_async_context(
                 build_user_service(
                     settings,
@@ -243,7 +266,9 @@ def create_app(
 
 @functools.cache
 def _app() -> FastAPI:
-    settings = load_settings(UserSettings)
+    settings = require_settings(
+        load_settings(UserSettings), "redis_signing_key", reason="by the distributed deployment"
+    )
     telemetry = telemetry_from_environment(
         settings.service_name, metrics_enabled=settings.metrics_enabled
     )

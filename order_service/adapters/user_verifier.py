@@ -61,9 +61,10 @@ class HttpUserVerifier:
             )
             response.raise_for_status()
             body = response.json()
-            return UserStanding(
-                exists=bool(body["exists"]), active=bool(body["active"]), source="http"
-            )
+            exists, active = body["exists"], body["active"]
+            if not (isinstance(exists, bool) and isinstance(active, bool)):
+                raise TypeError("exists and active must be JSON booleans")
+            return UserStanding(exists=exists, active=active, source="http")
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             log.warning("user service did not answer the verification of %s: %r", user_id, exc)
             raise UserVerificationUnavailable() from None

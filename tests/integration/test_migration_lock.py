@@ -65,6 +65,7 @@ def base_env(redis: RedisServer, folder: Path) -> dict[str, str]:
         "REDIS_HOST": "127.0.0.1",
         "REDIS_PORT": str(redis.port),
         "INTERNAL_API_TOKEN": TOKEN,
+        "REDIS_SIGNING_KEY": "signing-key-of-the-migration-lock-test",
         "DATA_DIR": str(folder / "data"),
         "LOG_LEVEL": "WARNING",
     }

@@ -37,6 +37,13 @@ async def write_cached_user(cache: Cache, standing: UserStanding) -> None:
     )
 
 
+async def overwrite_cached_user(cache: Cache, standing: UserStanding) -> None:
+    """Whatever the cache holds, even a higher version (a database restored from a backup, a
+    forged entry): a deactivation must leave it saying what the database says. Raises
+    ``DependencyUnavailable``."""
+    await cache.set(user_cache_key(standing.id), cached_entry(standing), USER_CACHE_TTL_SECONDS)
+
+
 async def refresh_cached_user(cache: Cache, standing: UserStanding) -> None:
     """Best effort: a missing entry only costs the reader a round trip."""
     try:

@@ -11,14 +11,15 @@ from servicekit.cache import Cache
 from servicekit.clock import utc_now
 from servicekit.errors import DependencyUnavailable, ServiceUnavailable
 from user_service.errors import AccountUnavailable
-from user_service.services.cached_user import forget_cached_user, write_cached_user
+from user_service.services.cached_user import forget_cached_user, overwrite_cached_user
 from user_service.services.ports import UserUnitOfWork
 
 log = logging.getLogger(__name__)
 
 
 async def deactivate_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UUID) -> None:
-    """The cache is overwritten before the commit; if that fails, nothing changes (503)."""
+    """The cache is overwritten before the commit, whatever version it held; if that fails,
+    nothing changes (503)."""
     async with uow:
         user = await uow.users.get(user_id)
         if user is None or not user.is_active:
@@ -27,7 +28,7 @@ async def deactivate_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UU
             dataclasses.replace(user, is_active=False, updated_at=utc_now())
         )
         try:
-            await write_cached_user(cache, user.standing)
+            await overwrite_cached_user(cache, user.standing)
         except DependencyUnavailable as exc:
             log.warning("deactivation of %s refused: cache write failed (%r)", user.id, exc)
             raise ServiceUnavailable("The account could not be deactivated; retry.") from None

@@ -40,6 +40,9 @@ class CountingHasher(PasswordHasher):
 class BrokenCache(InMemoryCache):
     """A cache whose writes fail as the Redis adapter's do when Redis is down."""
 
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        raise DependencyUnavailable("redis at 127.0.0.1:6379 did not answer")
+
     async def set_if_newer(self, key: str, value: bytes, version: int, ttl_seconds: int) -> bool:
         raise DependencyUnavailable("redis at 127.0.0.1:6379 did not answer")
 

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from contracts import CachedUser, user_cache_key
 from servicekit.cache import InMemoryCache
 from servicekit.errors import ServiceUnavailable
 from tests.unit.user_service.conftest import BrokenCache, CountingHasher, cached, registered
@@ -27,6 +28,20 @@ async def test_the_account_is_inactive_and_the_cache_says_so_at_a_newer_version(
     assert (entry.active, entry.version) == (False, stored.version)
     with pytest.raises(AccountUnavailable):
         await deactivate_user(database(), cache, user_id=user.id)
+
+
+async def test_an_entry_of_a_higher_version_is_overwritten_all_the_same(
+    database: InMemoryUserDatabase, cache: InMemoryCache, hasher: CountingHasher
+) -> None:
+    """A cache that says "active" at a version the database never reached (restored from a
+    backup, or forged) must not survive a deactivation reported done."""
+    user = await registered(database, cache, hasher)
+    ahead = CachedUser(id=user.id, email=user.email, active=True, version=user.version + 1_000)
+    await cache.set(user_cache_key(user.id), ahead.model_dump_json().encode(), 3600)
+    await deactivate_user(database(), cache, user_id=user.id)
+    entry = await cached(cache, user.id)
+    assert entry is not None
+    assert (entry.active, entry.version) == (False, database.users[user.id].version)
 
 
 async def test_a_failed_cache_write_refuses_the_deactivation_and_changes_nothing(
