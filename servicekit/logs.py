@@ -59,7 +59,11 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
     """Lines logged on a running event loop are written together, once per loop iteration:
     one write and one flush for every line the iteration logged (an access line per
     request), instead of one each. Lines from elsewhere (startup, other threads) are written
-    at once, after any still waiting. ``flush`` (called at exit) writes what waits."""
+    at once, after any still waiting. ``flush`` (called at exit) writes what waits.
+
+    uvicorn's own lines (start, shutdown) are written at once too: after a signal, uvicorn
+    ends the loop and raises the signal again, so the process ends with no exit hooks and
+    whatever still waited would be lost."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
@@ -70,7 +74,10 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._write_waiting()
+            loop = None
+        if loop is None or record.name.startswith("uvicorn"):
+            with self.lock or contextlib.nullcontext():
+                self._write_waiting()
             super().emit(record)
             return
         try:

@@ -13,7 +13,7 @@ callers never branch on whether metrics are on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from typing import Any
 
 import prometheus_client
@@ -71,6 +71,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
         self.registry = registry
+        # A family asked for again (a lifespan entered twice) is the one registered.
+        self._families: dict[str, Any] = {}
         self.http = HttpMetrics(self)
         self.dependency_errors = self.counter(
             "db_client_errors",
@@ -100,12 +102,16 @@ class Metrics:
     def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Any:
         if self.registry is None:
             return NOTHING
-        return Counter(name, documentation, labels, registry=self.registry)
+        return self._family(
+            name, lambda: Counter(name, documentation, labels, registry=self.registry)
+        )
 
     def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Any:
         if self.registry is None:
             return NOTHING
-        return Gauge(name, documentation, labels, registry=self.registry)
+        return self._family(
+            name, lambda: Gauge(name, documentation, labels, registry=self.registry)
+        )
 
     def histogram(
         self,
@@ -117,7 +123,16 @@ class Metrics:
     ) -> Any:
         if self.registry is None:
             return NOTHING
-        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+        return self._family(
+            name,
+            lambda: Histogram(name, documentation, labels, buckets=buckets, registry=self.registry),
+        )
+
+    def _family(self, name: str, make: Callable[[], Any]) -> Any:
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = make()
+        return family
 
     def redis_fault(self, exc: BaseException) -> None:
         """For the Redis adapters' ``on_fault``."""
