@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from servicekit.errors import DependencyUnavailable
+from servicekit.faults import fault_text
 from servicekit.settings import ServiceSettings
 
 # Constraint names that migrations can rely on, the same on SQLite and Postgres.
@@ -102,6 +104,14 @@ def create_service_engine(settings: ServiceSettings) -> AsyncEngine:
     )
 
 
+def database_unavailable(url: URL, cause: BaseException) -> DependencyUnavailable:
+    """A database fault as the kit's error, naming the server (never the password)."""
+    where = url.database if url.get_backend_name() == "sqlite" else f"{url.host}:{url.port or 5432}"
+    return DependencyUnavailable(
+        f"{url.get_backend_name()} at {where} did not answer: {fault_text(cause)}"
+    )
+
+
 def database_check(engine: AsyncEngine) -> Callable[[], Awaitable[None]]:
     """A readiness probe: one round trip to the database."""
 
@@ -158,6 +168,13 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+
+    def unavailable(self, cause: BaseException) -> DependencyUnavailable:
+        """``cause``, a fault of this unit of work's database, as the kit's error."""
+        bind = self.session.bind
+        assert bind is not None, "sessions of a unit of work are bound to an engine"
+        engine = bind if isinstance(bind, AsyncEngine) else bind.engine
+        return database_unavailable(engine.url, cause)
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):

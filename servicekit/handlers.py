@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from servicekit.errors import AppError, ServiceUnavailable
+from servicekit.errors import AppError, DependencyUnavailable, ServiceUnavailable
 from servicekit.faults import DEPENDENCY_FAULTS, is_dependency_fault
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,12 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    if isinstance(exc, DependencyUnavailable):
+        # Its message names the part and its address: for the log, not for the client.
+        log.warning("dependency fault on %s %s: %s", request.method, request.url.path, exc)
+        return problem(exc.status_code, exc.code, ServiceUnavailable.detail, headers=exc.headers)
     return problem(exc.status_code, exc.code, exc.message, headers=exc.headers)
 
 

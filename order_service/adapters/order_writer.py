@@ -25,12 +25,14 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_service.core.metrics import OrderMetrics
 from order_service.domain import IdempotencyRecordData, OrderData
 from order_service.repositories.idempotency_repository import claim_keys
 from order_service.repositories.order_repository import insert_orders
+from servicekit.database import database_unavailable
 from servicekit.errors import DependencyUnavailable
 from servicekit.faults import is_dependency_fault
 
@@ -113,7 +115,7 @@ class SqlOrderWriter:
                 won = await asyncio.create_task(self._insert(batch), context=context)
         except Exception as exc:
             if len(batch) == 1 or is_dependency_fault(exc):
-                failure = _translated(exc)
+                failure = _translated(exc, self._engine.url)
                 for pending in batch:
                     self._settle(pending, failure)
                 return
@@ -150,9 +152,9 @@ def _key(record: IdempotencyRecordData) -> KeyOf:
     return (record.user_id, record.key)
 
 
-def _translated(exc: Exception) -> BaseException:
+def _translated(exc: Exception, url: URL) -> BaseException:
     if is_dependency_fault(exc) and not isinstance(exc, DependencyUnavailable):
-        failure = DependencyUnavailable("the order database did not answer")
+        failure = database_unavailable(url, exc)
         failure.__cause__ = exc
         return failure
     return exc

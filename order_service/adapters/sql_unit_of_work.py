@@ -34,4 +34,4 @@ class SqlOrderUnitOfWork(SqlUnitOfWork):
             and is_dependency_fault(exc)
             and not isinstance(exc, DependencyUnavailable)
         ):
-            raise DependencyUnavailable("the order database did not answer") from exc
+            raise self.unavailable(exc) from exc
