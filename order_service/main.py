@@ -141,6 +141,8 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
             )
             stack.push_async_callback(user_service.aclose)
             keys = JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds)
+            keys.start()  # refetches on the JWKS's max-age, so withdrawn keys go
+            stack.push_async_callback(keys.close)
             state = await stack.enter_async_context(
                 build_order_service(
                     settings,

@@ -45,7 +45,7 @@ def problem(
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return problem(exc.status_code, exc.code, exc.message, headers=exc.headers)
+    return problem(exc.status_code, exc.code, exc.message, headers=exc.headers, **exc.extensions())
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

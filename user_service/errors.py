@@ -6,6 +6,7 @@ from servicekit.errors import (
     Conflict,
     Forbidden,
     InvalidToken,
+    OAuthError,
     TooManyRequests,
     Unauthorized,
     UnprocessableContent,
@@ -50,3 +51,28 @@ class TooManyLoginAttempts(TooManyRequests):
 class InvalidServiceCredential(Unauthorized):
     code = "invalid_service_credential"
     detail = "A valid service credential is required."
+
+
+class SessionEnded(InvalidToken):
+    """The token is sound, but a password change or a deactivation ended its session."""
+
+    code = "invalid_token"
+    detail = "The session of this access token has ended; log in again."
+
+
+class InvalidGrant(OAuthError):
+    """RFC 6749 section 5.2: the refresh token is unknown, spent, revoked or expired, or its
+    session has ended. One answer for all of them."""
+
+    code = "invalid_grant"
+    detail = "The refresh token is invalid, expired or revoked."
+
+
+class InvalidTokenRequest(OAuthError):
+    code = "invalid_request"
+    detail = "The token request is missing a parameter."
+
+
+class TooManyRefreshFailures(TooManyRequests):
+    code = "too_many_requests"
+    detail = "Too many failed token refreshes; retry later."

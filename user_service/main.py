@@ -27,13 +27,8 @@ from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings
 from servicekit.tokens import StaticKeySource, TokenVerifier
 from servicekit.web import create_base_app, health_router
-from user_service.core.auth import (
-    PasswordHasher,
-    TokenIssuer,
-    load_or_create_dev_key,
-    signing_key_from_pem,
-)
-from user_service.core.config import UserSettings
+from user_service.core.auth import KeyRing, PasswordHasher, TokenIssuer, load_or_create_dev_key
+from user_service.core.config import UserSettings, configured_signing_keys
 from user_service.core.database import MIGRATIONS, VERSION_TABLE, UserUnitOfWork
 from user_service.core.state import UserServiceState
 from user_service.repositories.user_repository import (
@@ -95,11 +90,10 @@ async def build_user_service(
             stack.push_async_callback(listener.close)
             user_states = remembered
 
-        key = (
-            signing_key_from_pem(settings.jwt_private_key.get_secret_value().encode())
-            if settings.jwt_private_key
-            else load_or_create_dev_key(settings.data_dir)
-        )
+        ring = configured_signing_keys(settings)
+        if ring is None:
+            dev_key = load_or_create_dev_key(settings.data_dir)
+            ring = KeyRing(signer=dev_key, keys=(dev_key,))
         hasher = PasswordHasher(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
@@ -114,17 +108,17 @@ async def build_user_service(
             hasher=hasher,
             limiter=limiter,
             issuer=TokenIssuer(
-                key,
+                ring.signer,
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
                 ttl_seconds=settings.access_token_ttl_seconds,
             ),
             token_verifier=TokenVerifier(
-                StaticKeySource({key.kid: key.public_key}),
+                StaticKeySource({key.kid: key.public_key for key in ring.keys}),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
             ),
-            signing_keys=(key,),
+            signing_keys=ring.keys,
         )
         bus.subscribe(VERIFY_USER_CHANNEL, verification_handler(state, bus))
         yield state

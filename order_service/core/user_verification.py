@@ -42,6 +42,8 @@ class UserCheck:
     exists: bool
     active: bool
     source: str
+    # Access tokens of a lower session epoch belong to an ended session.
+    session_epoch: int = 0
 
 
 class VerificationUnavailable(Exception):
@@ -68,9 +70,12 @@ class HttpUserVerifier:
             response.raise_for_status()
             body = response.json()
             return UserCheck(
-                exists=bool(body["exists"]), active=bool(body["active"]), source="http"
+                exists=bool(body["exists"]),
+                active=bool(body["active"]),
+                source="http",
+                session_epoch=int(body.get("session_epoch", 0)),
             )
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise VerificationUnavailable(f"user service did not answer: {exc!r}") from None
 
 
@@ -116,7 +121,9 @@ class CachedBusUserVerifier:
             return None
         if user.id != user_id:
             return None
-        return UserCheck(exists=True, active=user.active, source="cache")
+        return UserCheck(
+            exists=True, active=user.active, source="cache", session_epoch=user.session_epoch
+        )
 
     async def _ask_bus(self, user_id: uuid.UUID) -> UserCheck | None:
         request_id = uuid.uuid4().hex
@@ -144,7 +151,12 @@ class CachedBusUserVerifier:
             return None
         finally:
             del self._pending[request_id]
-        return UserCheck(exists=answer.exists, active=answer.active, source="bus")
+        return UserCheck(
+            exists=answer.exists,
+            active=answer.active,
+            source="bus",
+            session_epoch=answer.session_epoch,
+        )
 
     async def _on_reply(self, raw: bytes) -> None:
         try:

@@ -52,6 +52,7 @@ async def create_order(
         ],
         idempotency_key=idempotency_key,
         idempotency_ttl=dt.timedelta(hours=state.settings.idempotency_ttl_hours),
+        session_epoch=caller.session_epoch,
     )
     response.headers["Location"] = f"/orders/{placed.order.id}"
     if placed.replayed:
@@ -72,6 +73,7 @@ async def list_orders(
         user_id=caller.user_id,
         limit=limit,
         cursor=cursor,
+        session_epoch=caller.session_epoch,
     )
     return OrderPage(items=[order_read(o) for o in page.orders], next_cursor=page.next_cursor)
 
@@ -80,7 +82,11 @@ async def list_orders(
 async def read_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
     state = caller.state
     order = await order_service.get_order(
-        state.new_uow(read_only=True), state.users, user_id=caller.user_id, order_id=order_id
+        state.new_uow(read_only=True),
+        state.users,
+        user_id=caller.user_id,
+        order_id=order_id,
+        session_epoch=caller.session_epoch,
     )
     return order_read(order)
 
@@ -93,6 +99,10 @@ async def read_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
 async def cancel_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
     state = caller.state
     order = await order_service.cancel_order(
-        state.new_uow(), state.users, user_id=caller.user_id, order_id=order_id
+        state.new_uow(),
+        state.users,
+        user_id=caller.user_id,
+        order_id=order_id,
+        session_epoch=caller.session_epoch,
     )
     return order_read(order)

@@ -23,6 +23,7 @@ from order_service.errors import (
     IdempotencyKeyReused,
     OrderNotCancellable,
     OrderNotFound,
+    SessionEnded,
     UserNotAllowed,
     UserVerificationUnavailable,
 )
@@ -58,13 +59,20 @@ class OrderPage:
     next_cursor: str | None
 
 
-async def ensure_user_may_act(users: UserVerifier, user_id: uuid.UUID) -> None:
+async def ensure_user_may_act(
+    users: UserVerifier, user_id: uuid.UUID, *, session_epoch: int = 0
+) -> None:
+    """``session_epoch`` is the access token's: a token from before the user's last password
+    change belongs to an ended session (401). A deactivated user is refused first (403), as
+    before sessions had epochs."""
     try:
         check = await users.verify(user_id)
     except VerificationUnavailable:
         raise UserVerificationUnavailable() from None
     if not (check.exists and check.active):
         raise UserNotAllowed()
+    if session_epoch < check.session_epoch:
+        raise SessionEnded()
 
 
 def fingerprint(currency: str, lines: Sequence[LineInput]) -> str:
@@ -89,8 +97,9 @@ async def place_order(
     lines: Sequence[LineInput],
     idempotency_key: str | None,
     idempotency_ttl: dt.timedelta,
+    session_epoch: int = 0,
 ) -> PlacedOrder:
-    await ensure_user_may_act(users, user_id)
+    await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     now = utc_now()
     order = new_order(user_id=user_id, currency=currency, lines=lines, now=now)
     if idempotency_key is None:
@@ -152,8 +161,9 @@ async def list_orders(
     user_id: uuid.UUID,
     limit: int,
     cursor: str | None,
+    session_epoch: int = 0,
 ) -> OrderPage:
-    await ensure_user_may_act(users, user_id)
+    await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     before = decode_cursor(cursor) if cursor else None
     async with uow:
         orders = await uow.orders.list_for_user(user_id, limit=limit + 1, before=before)
@@ -165,9 +175,14 @@ async def list_orders(
 
 
 async def get_order(
-    uow: OrderUnitOfWork, users: UserVerifier, *, user_id: uuid.UUID, order_id: uuid.UUID
+    uow: OrderUnitOfWork,
+    users: UserVerifier,
+    *,
+    user_id: uuid.UUID,
+    order_id: uuid.UUID,
+    session_epoch: int = 0,
 ) -> OrderData:
-    await ensure_user_may_act(users, user_id)
+    await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     async with uow:
         order = await uow.orders.get_for_user(order_id, user_id)
     if order is None:
@@ -176,9 +191,14 @@ async def get_order(
 
 
 async def cancel_order(
-    uow: OrderUnitOfWork, users: UserVerifier, *, user_id: uuid.UUID, order_id: uuid.UUID
+    uow: OrderUnitOfWork,
+    users: UserVerifier,
+    *,
+    user_id: uuid.UUID,
+    order_id: uuid.UUID,
+    session_epoch: int = 0,
 ) -> OrderData:
-    await ensure_user_may_act(users, user_id)
+    await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     async with uow:
         order = await uow.orders.get_for_update(order_id, user_id)
         if order is None:

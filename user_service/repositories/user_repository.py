@@ -16,9 +16,9 @@ from user_service.errors import EmailAlreadyRegistered
 from user_service.models import User, UserState
 
 _STATE = cast(Table, User.__table__)
-_STATE_OF = select(_STATE.c.id, _STATE.c.email, _STATE.c.is_active, _STATE.c.version).where(
-    _STATE.c.id == bindparam("user_id")
-)
+_STATE_OF = select(
+    _STATE.c.id, _STATE.c.email, _STATE.c.is_active, _STATE.c.version, _STATE.c.session_epoch
+).where(_STATE.c.id == bindparam("user_id"))
 
 
 class UserRepository:
@@ -33,7 +33,9 @@ class UserRepository:
         no instance to build (a verification on a cache miss: 310 -> 200 us, measured here)."""
         connection = await self._session.connection()
         row = (await connection.execute(_STATE_OF, {"user_id": user_id})).first()
-        return None if row is None else UserState(row.id, row.email, row.is_active, row.version)
+        if row is None:
+            return None
+        return UserState(row.id, row.email, row.is_active, row.version, row.session_epoch)
 
     async def get_by_email(self, email: str) -> User | None:
         result = await self._session.execute(select(User).where(User.email == email))
@@ -77,7 +79,7 @@ class PostgresUserStates:
 
     async def state(self, user_id: uuid.UUID) -> UserState | None:
         row = await self._lookups.fetch_row(_STATE_OF_SQL, user_id)
-        return None if row is None else UserState(row[0], row[1], row[2], row[3])
+        return None if row is None else UserState(row[0], row[1], row[2], row[3], row[4])
 
 
 # Sent by the database (migration 0002) with the user's id whenever a row of user_account

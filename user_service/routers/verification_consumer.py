@@ -34,6 +34,7 @@ def verification_handler(state: UserServiceState, bus: MessageBus) -> Handler:
                 user_id=status.user_id,
                 exists=status.exists,
                 active=status.active,
+                session_epoch=status.session_epoch,
             )
             await bus.publish(USER_VERIFICATION_RESPONSE_CHANNEL, answer.model_dump_json().encode())
 

@@ -27,6 +27,7 @@ from user_service.errors import (
     ConcurrentUpdate,
     InvalidCredentials,
     PasswordTooShort,
+    SessionEnded,
     TooManyLoginAttempts,
     WrongCurrentPassword,
 )
@@ -56,6 +57,7 @@ class UserStatus:
     user_id: uuid.UUID
     exists: bool
     active: bool
+    session_epoch: int = 0
 
 
 def normalize_email(email: str) -> str:
@@ -89,6 +91,7 @@ async def register_user(
         is_active=True,
         created_at=now,
         updated_at=now,
+        session_epoch=0,
     )
     async with uow:
         await uow.users.add(user)
@@ -121,7 +124,7 @@ async def authenticate(
     if new_hash is not None:
         user = await _store_rehash(uow, user, new_hash)
     await refresh_cached_user(cache, user)
-    token = issuer.issue(user.id, client_id=client_id)
+    token = issuer.issue(user.id, client_id=client_id, session_epoch=user.session_epoch)
     return IssuedToken(access_token=token, expires_in=issuer.ttl_seconds, user=user)
 
 
@@ -184,11 +187,17 @@ async def _store_rehash(uow: UserUnitOfWork, seen: User, new_hash: str) -> User:
     return user
 
 
-async def get_active_user(uow: UserUnitOfWork, *, user_id: uuid.UUID) -> User:
+async def get_active_user(
+    uow: UserUnitOfWork, *, user_id: uuid.UUID, session_epoch: int | None = None
+) -> User:
+    """The caller's account; with ``session_epoch`` (the access token's), a token of an
+    ended session is refused as an account that is gone would be."""
     async with uow:
         user = await uow.users.get(user_id)
     if user is None or not user.is_active:
         raise AccountUnavailable()
+    if session_epoch is not None and session_epoch < user.session_epoch:
+        raise SessionEnded()
     return user
 
 
@@ -202,10 +211,13 @@ async def update_user(
     password: str | None,
     current_password: str | None,
     password_min_length: int,
+    session_epoch: int | None = None,
 ) -> User:
     """argon2 runs outside the transaction; the row's version makes sure nothing changed
-    between the read and the write (else 409)."""
-    seen = await get_active_user(uow, user_id=user_id)
+    between the read and the write (else 409). A new password ends every session: the
+    user's session epoch goes up, and, as for a deactivation, the cache must say so before
+    the commit, or the order service would take the old tokens for up to an hour."""
+    seen = await get_active_user(uow, user_id=user_id, session_epoch=session_epoch)
     new_hash = None
     if password is not None:
         check_password_policy(password, min_length=password_min_length)
@@ -219,44 +231,62 @@ async def update_user(
             raise AccountUnavailable()
         if user.version != seen.version:
             raise ConcurrentUpdate()
-        if new_hash is not None:
-            user.password_hash = new_hash
         if full_name is not None:
             user.full_name = full_name
         user.updated_at = utc_now()
-        try:
-            await uow.commit()
-        except StaleDataError:
-            raise ConcurrentUpdate() from None
-    await refresh_cached_user(cache, user)
+        if new_hash is None:
+            try:
+                await uow.commit()
+            except StaleDataError:
+                raise ConcurrentUpdate() from None
+        else:
+            user.password_hash = new_hash
+            user.session_epoch += 1
+            await _commit_after_cache(uow, cache, user, refused="The password was not changed")
+    if new_hash is None:
+        await refresh_cached_user(cache, user)
     return user
 
 
-async def deactivate_user(uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UUID) -> None:
+async def deactivate_user(
+    uow: UserUnitOfWork, cache: Cache, *, user_id: uuid.UUID, session_epoch: int | None = None
+) -> None:
     """The cache is overwritten before the commit; if that fails, nothing changes (503)."""
     async with uow:
         user = await uow.users.get(user_id)
         if user is None or not user.is_active:
             raise AccountUnavailable()
+        if session_epoch is not None and session_epoch < user.session_epoch:
+            raise SessionEnded()
         user.is_active = False
+        user.session_epoch += 1
         user.updated_at = utc_now()
-        try:
-            await uow.session.flush()
-        except StaleDataError:
-            raise ConcurrentUpdate() from None
-        try:
-            await cache.set_if_newer(
-                user_cache_key(user.id), _cached(user), user.version, USER_CACHE_TTL_SECONDS
-            )
-        except DependencyUnavailable as exc:
-            log.warning("deactivation of %s refused: cache write failed (%r)", user.id, exc)
-            raise ServiceUnavailable("The account could not be deactivated; retry.") from None
-        try:
-            await uow.commit()
-        except BaseException:
-            # The cache already says "inactive"; drop it so readers go back to the database.
-            await _forget_cached_user(cache, user.id)
-            raise
+        await _commit_after_cache(uow, cache, user, refused="The account was not deactivated")
+
+
+async def _commit_after_cache(
+    uow: UserUnitOfWork, cache: Cache, user: User, *, refused: str
+) -> None:
+    """A change that must reach every reader of ``user:{id}`` at once: the row is flushed
+    (its version goes up), the cache overwritten, then the transaction committed. If the
+    cache cannot be written, nothing changes (503)."""
+    try:
+        await uow.session.flush()
+    except StaleDataError:
+        raise ConcurrentUpdate() from None
+    try:
+        await cache.set_if_newer(
+            user_cache_key(user.id), _cached(user), user.version, USER_CACHE_TTL_SECONDS
+        )
+    except DependencyUnavailable as exc:
+        log.warning("change of user %s refused: cache write failed (%r)", user.id, exc)
+        raise ServiceUnavailable(f"{refused}; retry.") from None
+    try:
+        await uow.commit()
+    except BaseException:
+        # The cache already shows the change; drop it so readers go back to the database.
+        await _forget_cached_user(cache, user.id)
+        raise
 
 
 async def verify_user(
@@ -271,7 +301,10 @@ async def verify_user(
     ``reply``, the answer is sent first and the asker does not wait for that write."""
     user = await states.state(user_id)
     status = UserStatus(
-        user_id=user_id, exists=user is not None, active=user is not None and user.is_active
+        user_id=user_id,
+        exists=user is not None,
+        active=user is not None and user.is_active,
+        session_epoch=user.session_epoch if user is not None else 0,
     )
     if reply is not None:
         await reply(status)
@@ -299,7 +332,13 @@ async def _forget_cached_user(cache: Cache, user_id: uuid.UUID) -> None:
 
 def _cached(user: User | UserState) -> bytes:
     return (
-        CachedUser(id=user.id, email=user.email, active=user.is_active, version=user.version)
+        CachedUser(
+            id=user.id,
+            email=user.email,
+            active=user.is_active,
+            version=user.version,
+            session_epoch=user.session_epoch,
+        )
         .model_dump_json()
         .encode()
     )
