@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from servicekit.errors import (
     Conflict,
     Forbidden,
@@ -67,12 +69,11 @@ class InvalidGrant(OAuthError):
     code = "invalid_grant"
     detail = "The refresh token is invalid, expired or revoked."
 
+    def __init__(self, detail: str | None = None, *, user_id: uuid.UUID | None = None):
+        super().__init__(detail)
+        self.user_id = user_id  # whose token it was, if known: its failures count there
+
 
 class InvalidTokenRequest(OAuthError):
     code = "invalid_request"
     detail = "The token request is missing a parameter."
-
-
-class TooManyRefreshFailures(TooManyRequests):
-    code = "too_many_requests"
-    detail = "Too many failed token refreshes; retry later."

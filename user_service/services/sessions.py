@@ -29,7 +29,6 @@ from user_service.core.database import UserUnitOfWork
 from user_service.errors import (
     InvalidGrant,
     TooManyLoginAttempts,
-    TooManyRefreshFailures,
 )
 from user_service.models import User
 from user_service.services import user_service
@@ -109,8 +108,10 @@ async def refresh(
     refresh_ttl: dt.timedelta,
 ) -> SessionTokens:
     """The refresh grant, behind the login's brakes: every attempt counts against the
-    client address's login budget, and failures have a budget per address as an account's
-    failed logins do (a refresh token names no account until it is found)."""
+    client address's budget, as a login does; a failure with a token this service issued
+    (spent, revoked, expired, of an ended session) counts as a failed login of its account.
+    A failure with an unknown token has no account to count on: the address budget bounds
+    those. A live token is never refused for its account's failures: it is not a guess."""
     by_address = await limiter.hit(
         f"login:address:{client_address}",
         limit=limits.max_attempts_per_address,
@@ -118,25 +119,34 @@ async def refresh(
     )
     if not by_address.allowed:
         raise TooManyLoginAttempts(retry_after=by_address.retry_after)
-    failures_key = f"refresh:failures:{client_address}"
-    failures = await limiter.peek(
-        failures_key, limit=limits.max_failures_per_account, window_seconds=limits.window_seconds
-    )
-    if not failures.allowed:
-        raise TooManyRefreshFailures(retry_after=failures.retry_after)
     try:
         tokens, user = await _rotate(
             uow, issuer, refresh_token=refresh_token, client_id=client_id, refresh_ttl=refresh_ttl
         )
-    except InvalidGrant:
-        await limiter.hit(
-            failures_key,
-            limit=limits.max_failures_per_account,
-            window_seconds=limits.window_seconds,
-        )
+    except InvalidGrant as refused:
+        if refused.user_id is not None:
+            await _count_failure(uow, limiter, user_id=refused.user_id, limits=limits)
         raise
     await user_service.refresh_cached_user(cache, user)
     return tokens
+
+
+async def _count_failure(
+    uow: UserUnitOfWork,
+    limiter: RateLimiter,
+    *,
+    user_id: uuid.UUID,
+    limits: user_service.LoginLimits,
+) -> None:
+    async with uow:
+        user = await uow.users.get(user_id)
+    if user is None:
+        return
+    await limiter.hit(
+        user_service.account_limit_key(user.email),
+        limit=limits.max_failures_per_account,
+        window_seconds=limits.window_seconds,
+    )
 
 
 async def _rotate(
@@ -162,15 +172,16 @@ async def _rotate(
                     known.user_id,
                     revoked,
                 )
-            raise InvalidGrant()
+            raise InvalidGrant(user_id=known.user_id if known is not None else None)
         if client_id is not None and client_id != spent.client_id:
             # RFC 6749 section 6: a refresh token is bound to the client it was issued to.
-            raise InvalidGrant()  # rolled back: the token stays live for its own client
+            # Rolled back: the token stays live for its own client.
+            raise InvalidGrant(user_id=spent.user_id)
         user = await uow.users.get(spent.user_id)
         if user is None or not user.is_active or user.session_epoch != spent.session_epoch:
             await uow.refresh_tokens.revoke_family(spent.family_id, now=now)
             await uow.commit()
-            raise InvalidGrant()
+            raise InvalidGrant(user_id=spent.user_id)
         successor = new_refresh_token()
         await _add_refresh_token(
             uow,

@@ -156,7 +156,7 @@ async def log_in(
     )
     if not by_address.allowed:
         raise TooManyLoginAttempts(retry_after=by_address.retry_after)
-    account_key = "login:account:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()
+    account_key = account_limit_key(email)
     by_account = await limiter.peek(
         account_key, limit=limits.max_failures_per_account, window_seconds=limits.window_seconds
     )
@@ -171,6 +171,11 @@ async def log_in(
             account_key, limit=limits.max_failures_per_account, window_seconds=limits.window_seconds
         )
         raise
+
+
+def account_limit_key(email: str) -> str:
+    """The failed-login counter of an account, named by a digest of the normalized email."""
+    return "login:account:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()
 
 
 async def _store_rehash(uow: UserUnitOfWork, seen: User, new_hash: str) -> User:
