@@ -192,6 +192,7 @@ async def test_keys_rotate_under_load_without_refusing_a_valid_token(tmp_path: P
             load.stop.set()
             await asyncio.gather(*workers)
 
+        print(f"\nrotation under load: answers {dict(load.outcomes)}, rounds {load.rounds}")
         assert not load.refusals, load.refusals[:5]
         assert load.outcomes["200"] + load.outcomes["201"] > 0
         assert min(load.rounds) > 6

@@ -3,20 +3,21 @@ forgets the tokens of a key withdrawn from its JWKS."""
 
 import asyncio
 import json
+import time
 import uuid
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from servicekit.jwks import JwksKeySource, max_age_of
 from servicekit.settings import load_settings
-from servicekit.tokens import TokenError, TokenVerifier
+from servicekit.tokens import StaticKeySource, TokenError, TokenVerifier
 from user_service.core.auth import TokenIssuer, key_ring_from_pems, signing_key_from_pem
 from user_service.core.config import UserSettings, configured_signing_keys
-
 
 REQUIRED: dict[str, Any] = {
     "database_url": "sqlite+aiosqlite:///unused.db",
@@ -132,3 +133,28 @@ async def test_keys_are_refetched_on_max_age_and_a_withdrawn_key_takes_its_token
         finally:
             await keys.close()
         assert issuer.fetches >= 3
+
+
+@pytest.mark.parametrize("epoch", ["1", -1, 1.5, True, None, [1]])
+async def test_a_session_epoch_that_is_not_a_count_is_refused(epoch: object) -> None:
+    key = signing_key_from_pem(new_pem().encode())
+    verifier = TokenVerifier(
+        StaticKeySource({key.kid: key.public_key}), issuer="iss", audience="aud"
+    )
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": "iss",
+        "aud": "aud",
+        "sub": str(uuid.uuid4()),
+        "jti": "j",
+        "iat": now,
+        "exp": now + 60,
+    }
+    headers = {"kid": key.kid, "typ": "at+jwt"}
+    without = jwt.encode(claims, key.private_key, algorithm="ES256", headers=headers)
+    assert (await verifier.verify(without)).session_epoch == 0
+    forged = jwt.encode(
+        {**claims, "session_epoch": epoch}, key.private_key, algorithm="ES256", headers=headers
+    )
+    with pytest.raises(TokenError, match="session_epoch"):
+        await verifier.verify(forged)
