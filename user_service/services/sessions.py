@@ -20,22 +20,58 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from servicekit.cache import Cache
 from servicekit.clock import utc_now
 from servicekit.ratelimit import RateLimiter
+from servicekit.uow import UnitOfWork
 from user_service.core.auth import PasswordHasher, TokenIssuer
 from user_service.core.database import UserUnitOfWork
 from user_service.errors import (
     InvalidGrant,
     TooManyLoginAttempts,
 )
-from user_service.models import User
+from user_service.models import RefreshTokenRecord, User
 from user_service.services import user_service
 
 log = logging.getLogger(__name__)
 
 REFRESH_TOKEN_BYTES = 32
+
+
+class RefreshTokens(Protocol):
+    """The refresh-token table: ``spend`` is atomic (at most one caller gets a token back)."""
+
+    async def add(
+        self,
+        *,
+        token_hash: str,
+        family_id: uuid.UUID,
+        user_id: uuid.UUID,
+        client_id: str,
+        session_epoch: int,
+        created_at: dt.datetime,
+        expires_at: dt.datetime,
+    ) -> None: ...
+
+    async def get_by_hash(self, token_hash: str) -> RefreshTokenRecord | None: ...
+
+    async def spend(self, token_hash: str, *, now: dt.datetime) -> RefreshTokenRecord | None: ...
+
+    async def revoke_family(self, family_id: uuid.UUID, *, now: dt.datetime) -> int: ...
+
+
+class Users(Protocol):
+    async def get(self, user_id: uuid.UUID) -> User | None: ...
+
+
+class SessionUnitOfWork(UnitOfWork, Protocol):
+    @property
+    def users(self) -> Users: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokens: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,22 +117,32 @@ async def log_in(
         client_address=client_address,
         limits=limits,
     )
+    refresh_token = await open_family(
+        uow, user=issued.user, client_id=client_id, refresh_ttl=refresh_ttl
+    )
+    return SessionTokens(issued.access_token, issued.expires_in, refresh_token)
+
+
+async def open_family(
+    uow: SessionUnitOfWork, *, user: User, client_id: str, refresh_ttl: dt.timedelta
+) -> str:
+    """The first refresh token of a new session of ``user``."""
     refresh_token = new_refresh_token()
     async with uow:
         await _add_refresh_token(
             uow,
             refresh_token,
             family_id=uuid.uuid4(),
-            user=issued.user,
+            user=user,
             client_id=client_id,
             ttl=refresh_ttl,
         )
         await uow.commit()
-    return SessionTokens(issued.access_token, issued.expires_in, refresh_token)
+    return refresh_token
 
 
 async def refresh(
-    uow: UserUnitOfWork,
+    uow: SessionUnitOfWork,
     cache: Cache,
     issuer: TokenIssuer,
     limiter: RateLimiter,
@@ -132,7 +178,7 @@ async def refresh(
 
 
 async def _count_failure(
-    uow: UserUnitOfWork,
+    uow: SessionUnitOfWork,
     limiter: RateLimiter,
     *,
     user_id: uuid.UUID,
@@ -150,7 +196,7 @@ async def _count_failure(
 
 
 async def _rotate(
-    uow: UserUnitOfWork,
+    uow: SessionUnitOfWork,
     issuer: TokenIssuer,
     *,
     refresh_token: str,
@@ -198,7 +244,7 @@ async def _rotate(
     return SessionTokens(access_token, issuer.ttl_seconds, successor), user
 
 
-async def revoke(uow: UserUnitOfWork, *, token: str) -> None:
+async def revoke(uow: SessionUnitOfWork, *, token: str) -> None:
     """RFC 7009: revoke the family of this refresh token. An unknown token (or an access
     token, which this server does not revoke one by one) changes nothing and is not an
     error, so the answer tells nothing about the token."""
@@ -212,7 +258,7 @@ async def revoke(uow: UserUnitOfWork, *, token: str) -> None:
 
 
 async def _add_refresh_token(
-    uow: UserUnitOfWork,
+    uow: SessionUnitOfWork,
     token: str,
     *,
     family_id: uuid.UUID,
