@@ -91,7 +91,7 @@ async def log_in(
 )
 async def revoke_token(
     state: State,
-    token: Annotated[str, Form(max_length=4096)],
+    token: Annotated[str, Form(min_length=1, max_length=4096)],
     token_type_hint: Annotated[str | None, Form(max_length=100)] = None,
 ) -> Response:
     """Logout (RFC 7009): ends the session of a refresh token, answering 200 whether or not
