@@ -116,10 +116,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             pids = {
                 "order_service": stack.order_service.pid,
                 "user_service": stack.user_service.pid,
-                "redis": stack.redis.process.pid if stack.redis.process else None,
+                "redis": stack.redis.pid,
             }
-            before = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
-            before_commits = await commits(stack.databases.order_database)
+            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            before_commits = await commits(stack.order_database)
             before_commands = await command_counts(stack)
             started = time.perf_counter()
             if shutil.which("wrk") is None:  # a Python client: it takes a core of its own
@@ -132,10 +132,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 driver = "wrk"
             seconds = time.perf_counter() - started
-            after = {name: cpu_seconds(pid) for name, pid in pids.items() if pid}
+            after = {name: cpu_seconds(pid) for name, pid in pids.items()}
             after_commands = await command_counts(stack)
             await asyncio.sleep(1.5)
-            committed = await commits(stack.databases.order_database) - before_commits
+            committed = await commits(stack.order_database) - before_commits
     return {
         "load": driver,
         "orders": n,

@@ -47,10 +47,10 @@ import httpx
 import uvloop
 
 from contracts import VERIFY_USER_CHANNEL
-from order_service.core.user_verification import CachedBusUserVerifier
-from servicekit.bus import RedisBus
+from order_service.adapters.user_verifier import CachedBusUserVerifier
 from servicekit.cache import InMemoryCache
 from servicekit.redis import create_redis
+from servicekit.redis_bus import RedisBus
 from tests.support.distributed import DistributedStack, distributed_stack
 
 TOKEN = "bench-fanout-internal-token"
@@ -166,9 +166,8 @@ async def measure(
 ) -> Sample:
     # Warm every replica's memory of these users and every connection first.
     await load(verifier, users, max(len(users) * 3, 200), concurrency)
-    pids = [s.pid for s in stack.user_services if s.pid is not None]
-    redis_pid = stack.redis.process.pid if stack.redis.process else None
-    assert redis_pid is not None
+    pids = [s.pid for s in stack.user_services]
+    redis_pid = stack.redis.pid
     before_cpu = [cpu_seconds(p) for p in pids]
     before_listeners = [cpu_seconds(p.pid) for p in listeners]
     before_redis = cpu_seconds(redis_pid)

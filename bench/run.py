@@ -51,7 +51,7 @@ ORDER_BODY = json.dumps(
     },
     separators=(",", ":"),
 )
-WORKLOADS = ("create_order", "list_orders", "read_me", "log_in")
+WORKLOADS = ("create_order", "create_order_keyed", "list_orders", "read_me", "log_in")
 # The login limiter would answer a login storm from one address with 429s within a second:
 # the benchmark measures logins (argon2) themselves, so it lifts the limits.
 SERVICE_ENV = {
@@ -258,6 +258,13 @@ def workload_requests(workload: str, accounts: list[Account]) -> list[Request]:
     if workload == "create_order":
         return [
             Request("POST", "/orders", {**_bearer(a), **json_body}, ORDER_BODY) for a in accounts
+        ]
+    if workload == "create_order_keyed":
+        # A fresh Idempotency-Key on every request (bench/wrk/requests.lua), as clients send.
+        fresh = {"Idempotency-Key": "{fresh}"}
+        return [
+            Request("POST", "/orders", {**_bearer(a), **json_body, **fresh}, ORDER_BODY)
+            for a in accounts
         ]
     if workload == "list_orders":
         return [Request("GET", "/orders?limit=20", _bearer(a)) for a in accounts]

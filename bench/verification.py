@@ -23,7 +23,7 @@ import httpx
 import uvloop
 
 from contracts import user_cache_key
-from order_service.core.user_verification import CachedBusUserVerifier, HttpUserVerifier
+from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
 from servicekit.redis import RedisCache, create_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.resp import PipelinedClient, RedisAddress

@@ -24,6 +24,10 @@ class ServerProcess:
         self.core = core
 
     @property
+    def name(self) -> str:
+        return self.core.name
+
+    @property
     def port(self) -> int:
         return self.core.port
 
@@ -42,6 +46,11 @@ class ServerProcess:
     @property
     def running(self) -> bool:
         return self.core.running
+
+    @property
+    def pid(self) -> int:
+        """The pid of the last launch (the process may have ended since)."""
+        return self.core.pid
 
     def launch(self) -> None:
         self.core.launch()

@@ -1,8 +1,9 @@
 """The Order Service's composition root: builds its parts, and its app for port 8002.
 
-``build_order_service`` takes its adapters as arguments: the single process passes
-in-process ones (and the user service's own keys), the distributed deployment Redis ones
-(and a JWKS client). Nothing connects at import.
+``build_order_service`` takes its adapters as arguments; ``create_app`` is the one assembly of
+the service's own app, with Redis adapters (the distributed deployment) unless others are
+given (the tests). The single process (``app.main``) serves this service's routers beside the
+user service's. Nothing connects at import.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -19,14 +21,13 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import JWKS_PATH
+from order_service.adapters.order_writer import SqlOrderWriter
+from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
+from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
 from order_service.core.config import OrderSettings
-from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWork
-from order_service.core.state import OrderServiceState
-from order_service.core.user_verification import CachedBusUserVerifier, HttpUserVerifier
-from order_service.repositories.idempotency_repository import KeyLocks
-from order_service.repositories.order_writer import OrderWriter
+from order_service.core.database import MIGRATIONS, VERSION_TABLE
 from order_service.routers import order_router
-from order_service.routers.dependencies import STATE_KEY
+from order_service.routers.dependencies import STATE_KEY, OrderServiceState
 from order_service.services import order_service
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
@@ -38,7 +39,7 @@ from servicekit.redis import RedisCache, create_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings
 from servicekit.tokens import KeySource, TokenVerifier
-from servicekit.web import create_base_app, health_router
+from servicekit.web import Check, create_base_app, health_router
 
 VERSION = "1.0.0"
 PURGE_INTERVAL_SECONDS = 600.0
@@ -47,6 +48,53 @@ log = logging.getLogger(__name__)
 
 def routers() -> list[APIRouter]:
     return [order_router.router]
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """What the service shares with others: Redis and the user service over HTTP in the
+    distributed deployment, in-process twins in tests. ``checks`` join the database's in
+    ``/ready``; ``beside`` runs next to the service for its lifetime (tests: a user service
+    answering on the in-process bus); ``close`` runs last."""
+
+    cache: Cache
+    bus: MessageBus
+    keys: KeySource
+    user_service: httpx.AsyncClient | None = None
+    checks: dict[str, Check] = field(default_factory=dict)
+    beside: Callable[[], contextlib.AbstractAsyncContextManager[object]] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+
+    @classmethod
+    def redis(cls, settings: OrderSettings) -> Adapters:
+        redis = create_redis(
+            settings.redis_host,
+            settings.redis_port,
+            name=settings.service_name,
+            connect_timeout=settings.redis_connect_timeout,
+            timeout=settings.redis_timeout,
+        )
+        user_service = httpx.AsyncClient(
+            base_url=str(settings.user_service_url).rstrip("/"),
+            timeout=settings.user_service_timeout,
+            headers={"User-Agent": settings.service_name},
+        )
+
+        async def close() -> None:
+            await user_service.aclose()
+            await redis.aclose()
+
+        keys = JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds)
+        return cls(
+            cache=RedisCache(redis),
+            bus=RedisBus(redis),
+            keys=keys,
+            user_service=user_service,
+            checks={"redis": redis.ping},
+            # Refetches the keys on the JWKS's max-age, so a withdrawn key goes.
+            beside=keys.refreshing,
+            close=close,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -70,17 +118,16 @@ async def build_order_service(
             await migrate(engine, MIGRATIONS, VERSION_TABLE)
         sessions = create_session_factory(engine)
         lookups = create_session_factory(engine, read_only=True)
-        locks = KeyLocks()
         fallback = (
             HttpUserVerifier(user_service, token=settings.internal_api_token.get_secret_value())
             if user_service is not None
             else None
         )
 
-        def new_uow(*, read_only: bool = False) -> OrderUnitOfWork:
-            return OrderUnitOfWork(lookups if read_only else sessions, locks)
+        def new_uow(*, read_only: bool = False) -> SqlOrderUnitOfWork:
+            return SqlOrderUnitOfWork(lookups if read_only else sessions)
 
-        writer = OrderWriter(engine)
+        writer = SqlOrderWriter(engine)
         stack.push_async_callback(writer.close)
         housekeeping = asyncio.create_task(_purge_keys_periodically(new_uow), name="purge-keys")
         stack.push_async_callback(_cancel, housekeeping)
@@ -98,7 +145,7 @@ async def build_order_service(
 
 
 async def _purge_keys_periodically(
-    new_uow: Callable[[], OrderUnitOfWork], interval: float = PURGE_INTERVAL_SECONDS
+    new_uow: Callable[[], SqlOrderUnitOfWork], interval: float = PURGE_INTERVAL_SECONDS
 ) -> None:
     while True:
         try:
@@ -115,46 +162,35 @@ async def _cancel(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-def create_app(settings: OrderSettings | None = None) -> FastAPI:
-    """The distributed Order Service: Postgres, Redis and the user service from the environment."""
+def create_app(
+    settings: OrderSettings | None = None, *, adapters: Adapters | None = None
+) -> FastAPI:
+    """The Order Service's app: its database from the settings, Redis and the user service
+    over HTTP unless other adapters are given."""
     settings = settings or load_settings(OrderSettings)
-    configure_logging(settings.service_name, settings.log_level)
     engine = create_service_engine(settings)
-    redis = create_redis(
-        settings.redis_host,
-        settings.redis_port,
-        name=settings.service_name,
-        connect_timeout=settings.redis_connect_timeout,
-        timeout=settings.redis_timeout,
-    )
+    shared = adapters or Adapters.redis(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = RedisBus(redis)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
-            stack.push_async_callback(redis.aclose)
-            user_service = httpx.AsyncClient(
-                base_url=str(settings.user_service_url).rstrip("/"),
-                timeout=settings.user_service_timeout,
-                headers={"User-Agent": settings.service_name},
-            )
-            stack.push_async_callback(user_service.aclose)
-            keys = JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds)
-            keys.start()  # refetches on the JWKS's max-age, so withdrawn keys go
-            stack.push_async_callback(keys.close)
+            if shared.close is not None:
+                stack.push_async_callback(shared.close)
+            if shared.beside is not None:
+                await stack.enter_async_context(shared.beside())
             state = await stack.enter_async_context(
                 build_order_service(
                     settings,
-                    cache=RedisCache(redis),
-                    bus=bus,
-                    keys=keys,
-                    user_service=user_service,
+                    cache=shared.cache,
+                    bus=shared.bus,
+                    keys=shared.keys,
+                    user_service=shared.user_service,
                     engine=engine,
                 )
             )
-            await bus.start()
-            stack.push_async_callback(bus.close)
+            await shared.bus.start()
+            stack.push_async_callback(shared.bus.close)
             yield {STATE_KEY: state}
 
     app = create_base_app(
@@ -168,14 +204,16 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
     for router in routers():
         app.include_router(router)
     app.include_router(
-        health_router("order_service", {"database": database_check(engine), "redis": redis.ping})
+        health_router("order_service", {"database": database_check(engine), **shared.checks})
     )
     return app
 
 
 @functools.cache
 def _app() -> FastAPI:
-    return create_app()
+    settings = load_settings(OrderSettings)
+    configure_logging(settings.service_name, settings.log_level)
+    return create_app(settings)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,20 +1,16 @@
-"""The Order Service's tables. No table of the user service is ever read from here."""
+"""The Order Service's tables, and nothing else. No table of the user service is ever read
+from here. Rows travel as the plain data of ``order_service.domain``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from servicekit.database import ExactDecimal, UtcDateTime, new_metadata
-
-PENDING = "pending"
-CANCELLED = "cancelled"
 
 
 class Base(DeclarativeBase):
@@ -36,16 +32,6 @@ class Order(Base):
     lines: Mapped[list[OrderLine]] = relationship(
         order_by="OrderLine.position", lazy="raise", cascade="all, delete-orphan"
     )
-
-    def data(self) -> OrderData:
-        """This order as plain data (its lines must be loaded)."""
-        return OrderData.of(
-            self,
-            tuple(
-                OrderLineData(line.position, line.sku, line.quantity, line.unit_price)
-                for line in self.lines
-            ),
-        )
 
 
 class OrderLine(Base):
@@ -71,42 +57,3 @@ class IdempotencyRecord(Base):
     order_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
-
-
-# An order as plain data: a new one (written with Core INSERTs) and one read to be shown
-# (read with one Core SELECT). Neither is tracked by a session; building ORM instances
-# (instrumented attributes, identity map, a collection for the lines) cost more than the
-# rest of the request's own work. Only a change (a cancellation) loads an ``Order``, and
-# hands out its ``data()``.
-@dataclass(frozen=True, slots=True)
-class OrderLineData:
-    position: int
-    sku: str
-    quantity: int
-    unit_price: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class OrderData:
-    id: uuid.UUID
-    user_id: uuid.UUID
-    status: str
-    currency: str
-    total: Decimal
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    lines: tuple[OrderLineData, ...]
-
-    @classmethod
-    def of(cls, order: Any, lines: tuple[OrderLineData, ...]) -> OrderData:
-        """From anything with an order's columns as attributes: an ``Order``, a result row."""
-        return cls(
-            id=order.id,
-            user_id=order.user_id,
-            status=order.status,
-            currency=order.currency,
-            total=order.total,
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-            lines=lines,
-        )

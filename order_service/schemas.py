@@ -10,8 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from order_service.models import OrderData
-from order_service.services.pricing import format_money, line_total
+from order_service.domain import OrderData, format_money, line_total
 
 MoneyOut = Annotated[Decimal, PlainSerializer(format_money, return_type=str)]
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]

@@ -29,7 +29,7 @@ DEPENDENCY_FAULTS: tuple[type[BaseException], ...] = (
 
 
 def is_dependency_fault(exc: BaseException) -> bool:
-    if isinstance(exc, DEPENDENCY_FAULTS | DependencyUnavailable):
+    if isinstance(exc, (*DEPENDENCY_FAULTS, DependencyUnavailable)):
         return True
     if isinstance(exc, sqlalchemy.exc.DBAPIError):
         return bool(exc.connection_invalidated) or isinstance(exc.orig, OSError)

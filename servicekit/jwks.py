@@ -16,6 +16,7 @@ import contextlib
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -117,6 +118,15 @@ class JwksKeySource:
         """Refetch on the issuer's schedule, in the background, until ``close``."""
         if self._task is None:
             self._task = asyncio.create_task(self._refresh_on_schedule(), name="jwks-refresh")
+
+    @contextlib.asynccontextmanager
+    async def refreshing(self) -> AsyncIterator[None]:
+        """``start`` and ``close`` around a block: the lifespan of a service."""
+        self.start()
+        try:
+            yield
+        finally:
+            await self.close()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -6,13 +6,17 @@
 -- where HEADERS is "Name: value" pairs joined by "|" (e.g. a bearer token and a content type)
 -- and BODY may be empty. Connections take the requests in turn, so a file with one line per
 -- user spreads the load over every user (POST with a bearer token and a JSON body, a form
--- login, a GET with a bearer token).
+-- login, a GET with a bearer token). A header whose value is "{fresh}" gets a value never sent
+-- before on every request (a fresh Idempotency-Key): random per thread, then a counter.
 --
 -- done() prints one line, "BENCH_JSON {...}", with the latency percentiles, the request count,
 -- and the errors, counting every response outside 2xx (wrk itself only counts >= 400).
 
+local FRESH = "{fresh}"
 local requests = {}
 local next_index = 1
+local fresh_prefix = nil
+local fresh_count = 0
 local non2xx = 0
 local statuses = {}
 local threads = {}
@@ -51,18 +55,41 @@ function init(args)
       if body ~= nil and #body == 0 then
         body = nil
       end
-      table.insert(requests, wrk.format(fields[1], fields[2], headers, body))
+      local fresh = nil
+      for name, value in pairs(headers) do
+        if value == FRESH then
+          fresh = name
+        end
+      end
+      if fresh ~= nil then
+        -- Formatted per request, with the fresh value.
+        table.insert(requests, {method = fields[1], path = fields[2], headers = headers,
+                                body = body, fresh = fresh})
+      else
+        table.insert(requests, wrk.format(fields[1], fields[2], headers, body))
+      end
     end
   end
   file:close()
   assert(#requests > 0, "the requests file is empty")
+  local random = assert(io.open("/dev/urandom", "rb"))
+  fresh_prefix = string.gsub(random:read(8), ".", function(c)
+    return string.format("%02x", string.byte(c))
+  end) .. "-"
+  random:close()
   -- Threads start at different places so they do not all use the same user at once.
   next_index = (math.random(#requests) - 1)
 end
 
 function request()
   next_index = next_index % #requests + 1
-  return requests[next_index]
+  local chosen = requests[next_index]
+  if type(chosen) == "string" then
+    return chosen
+  end
+  fresh_count = fresh_count + 1
+  chosen.headers[chosen.fresh] = fresh_prefix .. fresh_count
+  return wrk.format(chosen.method, chosen.path, chosen.headers, chosen.body)
 end
 
 function response(status, headers, body)

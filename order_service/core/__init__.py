@@ -1,0 +1,1 @@
+"""The Order Service's foundations: settings and database wiring; imports only the kit."""

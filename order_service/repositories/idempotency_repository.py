@@ -1,94 +1,101 @@
-"""SQL for Idempotency-Key records, and the locks that make a retry in flight a 409."""
+"""SQL for Idempotency-Key records."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import uuid
-from typing import cast
+from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, delete, insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from order_service.domain import IdempotencyRecordData
 from order_service.models import IdempotencyRecord
 
-LockKey = tuple[uuid.UUID, str]
-_INSERT_RECORD = insert(cast(Table, IdempotencyRecord.__table__))
+_RECORDS = cast(Table, IdempotencyRecord.__table__)
+_INSERT_RECORD = insert(_RECORDS)
+_GET_RECORD = select(_RECORDS).where(
+    _RECORDS.c.user_id == bindparam("user_id"), _RECORDS.c.key == bindparam("key")
+)
 
 
-class KeyLocks:
-    """Keys being processed in this process. Across processes, Postgres advisory locks."""
+def _claim(dialect: Any) -> Any:
+    """Insert each record unless its key is held by an unexpired record, which is then
+    replaced; RETURNING names the keys won. A key held by a transaction not yet committed
+    waits for it (the unique key's own lock), then counts as held if that one committed."""
+    statement = dialect.insert(_RECORDS)
+    fresh = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[_RECORDS.c.user_id, _RECORDS.c.key],
+        set_={
+            "fingerprint": fresh.fingerprint,
+            "order_id": fresh.order_id,
+            "created_at": fresh.created_at,
+            "expires_at": fresh.expires_at,
+        },
+        where=_RECORDS.c.expires_at <= fresh.created_at,
+    ).returning(_RECORDS.c.user_id, _RECORDS.c.key)
 
-    def __init__(self) -> None:
-        self._held: set[LockKey] = set()
 
-    def try_acquire(self, key: LockKey) -> bool:
-        if key in self._held:
-            return False
-        self._held.add(key)
-        return True
+_CLAIM = {"postgresql": _claim(postgresql), "sqlite": _claim(sqlite)}
 
-    def release(self, key: LockKey) -> None:
-        self._held.discard(key)
+
+def _row(record: IdempotencyRecordData) -> dict[str, Any]:
+    return {
+        "user_id": record.user_id,
+        "key": record.key,
+        "fingerprint": record.fingerprint,
+        "order_id": record.order_id,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+    }
+
+
+async def claim_keys(
+    executor: AsyncSession | AsyncConnection, records: Sequence[IdempotencyRecordData]
+) -> set[tuple[uuid.UUID, str]]:
+    """Write the records whose key is free (or expired) in one statement; returns the
+    (user_id, key) of those written. Callers pass each key once, in a stable order (so that
+    two transactions wait for each other's keys in the same order, never in a cycle)."""
+    connection = executor if isinstance(executor, AsyncConnection) else await executor.connection()
+    result = await connection.execute(
+        _CLAIM[connection.dialect.name], [_row(record) for record in records]
+    )
+    return {(row.user_id, row.key) for row in result}
 
 
 class IdempotencyRepository:
-    def __init__(self, session: AsyncSession, locks: KeyLocks) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._locks = locks
-        self._mine: list[LockKey] = []
 
-    async def try_lock(self, user_id: uuid.UUID, key: str) -> bool:
-        """Hold (user, key) until the transaction ends; False if another request holds it."""
-        lock_key = (user_id, key)
-        if not self._locks.try_acquire(lock_key):
-            return False
-        self._mine.append(lock_key)
-        if self._session.get_bind().dialect.name == "postgresql":
-            digest = hashlib.sha256(f"{user_id}:{key}".encode()).digest()
-            result = await self._session.execute(
-                text("SELECT pg_try_advisory_xact_lock(:k)"),
-                {"k": int.from_bytes(digest[:8], "big", signed=True)},
-            )
-            return bool(result.scalar_one())
-        return True
-
-    def release_locks(self) -> None:
-        for lock_key in self._mine:
-            self._locks.release(lock_key)
-        self._mine.clear()
-
-    async def get(self, user_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
-        return await self._session.get(IdempotencyRecord, (user_id, key))
-
-    async def add(self, record: IdempotencyRecord) -> None:
-        """A Core INSERT in the order's transaction (no unit-of-work flush for a new row)."""
-        await self._session.execute(
-            _INSERT_RECORD,
-            {
-                "user_id": record.user_id,
-                "key": record.key,
-                "fingerprint": record.fingerprint,
-                "order_id": record.order_id,
-                "created_at": record.created_at,
-                "expires_at": record.expires_at,
-            },
+    async def get(self, user_id: uuid.UUID, key: str) -> IdempotencyRecordData | None:
+        result = await self._session.execute(_GET_RECORD, {"user_id": user_id, "key": key})
+        row = result.one_or_none()
+        if row is None:
+            return None
+        return IdempotencyRecordData(
+            user_id=row.user_id,
+            key=row.key,
+            fingerprint=row.fingerprint,
+            order_id=row.order_id,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
         )
 
-    async def remove(self, record: IdempotencyRecord) -> None:
-        await self._session.delete(record)
-        await self._session.flush()
+    async def add(self, record: IdempotencyRecordData) -> None:
+        """A Core INSERT in the caller's transaction."""
+        await self._session.execute(_INSERT_RECORD, _row(record))
 
     async def purge_expired(self, now: dt.datetime, *, batch: int = 1000) -> int:
         """Delete up to ``batch`` records past their expiry; returns how many."""
         expired = (
-            select(IdempotencyRecord.user_id, IdempotencyRecord.key)
-            .where(IdempotencyRecord.expires_at <= now)
+            select(_RECORDS.c.user_id, _RECORDS.c.key)
+            .where(_RECORDS.c.expires_at <= now)
             .limit(batch)
         )
         result = await self._session.execute(
-            delete(IdempotencyRecord).where(
-                tuple_(IdempotencyRecord.user_id, IdempotencyRecord.key).in_(expired)
-            )
+            delete(_RECORDS).where(tuple_(_RECORDS.c.user_id, _RECORDS.c.key).in_(expired))
         )
         return int(getattr(result, "rowcount", 0) or 0)

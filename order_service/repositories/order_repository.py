@@ -7,11 +7,22 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Select, Subquery, Table, and_, bindparam, insert, or_, select, true
+from sqlalchemy import (
+    Select,
+    Subquery,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import selectinload
 
-from order_service.models import Order, OrderData, OrderLine, OrderLineData
+from order_service.domain import OrderData, OrderLineData
+from order_service.models import Order, OrderLine
 
 _ORDERS = cast(Table, Order.__table__)
 _LINES = cast(Table, OrderLine.__table__)
@@ -62,8 +73,8 @@ def _with_lines(page: Subquery, *, lateral: bool) -> Select[Any]:
     On Postgres the lines are a LATERAL subquery (kept apart by ``OFFSET 0``), so they are
     always found with an index lookup per order of the page. Joined plainly, the planner
     chose a hash join over every order line whenever its estimates were off (a prepared
-    statement's generic plan, or a table not yet analyzed): 6-7 ms a page instead of 0.3 ms
-    (EXPLAIN ANALYZE, 35,000 orders). SQLite has no LATERAL, and no such plan to fear."""
+    statement's generic plan, or a table not yet analyzed): docs/benchmarks.md has the
+    EXPLAIN ANALYZE figures. SQLite has no LATERAL, and no such plan to fear."""
     if lateral:
         lines = (
             select(_LINES.c.position, _LINES.c.sku, _LINES.c.quantity, _LINES.c.unit_price)
@@ -84,8 +95,8 @@ def _with_lines(page: Subquery, *, lateral: bool) -> Select[Any]:
 
 
 class BuiltRead:
-    """A read built once, for each kind of database: building a statement cost more than
-    running it."""
+    """A read built once, for each kind of database: building a statement costs more than
+    running it (docs/benchmarks.md)."""
 
     def __init__(self, page: Subquery) -> None:
         self.plain = _with_lines(page, lateral=False)
@@ -125,6 +136,17 @@ NEXT_PAGE = BuiltRead(
     .subquery("page")
 )
 
+_LOCK_ORDER = (
+    select(_ORDERS.c.id)
+    .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.user_id == bindparam("user_id"))
+    .with_for_update()
+)
+_UPDATE_STATUS = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"))
+    .values(status=bindparam("status"), updated_at=bindparam("updated_at"))
+)
+
 
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -137,15 +159,19 @@ class OrderRepository:
         orders = await self._read(ONE_ORDER, {"order_id": order_id, "user_id": user_id})
         return orders[0] if orders else None
 
-    async def get_for_update(self, order_id: uuid.UUID, user_id: uuid.UUID) -> Order | None:
-        """The order, locked until the transaction ends, as an ORM object to be changed."""
-        query = (
-            select(Order)
-            .where(Order.id == order_id, Order.user_id == user_id)
-            .options(selectinload(Order.lines))
-            .with_for_update()
+    async def get_for_update(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
+        """The order, its row locked until the transaction ends (SQLite has one writer)."""
+        params = {"order_id": order_id, "user_id": user_id}
+        if (await self._session.execute(_LOCK_ORDER, params)).first() is None:
+            return None
+        return await self.get_for_user(order_id, user_id)
+
+    async def update_status(
+        self, order_id: uuid.UUID, *, status: str, updated_at: dt.datetime
+    ) -> None:
+        await self._session.execute(
+            _UPDATE_STATUS, {"order_id": order_id, "status": status, "updated_at": updated_at}
         )
-        return (await self._session.execute(query)).scalar_one_or_none()
 
     async def list_for_user(
         self,

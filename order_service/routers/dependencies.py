@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from order_service.core.state import OrderServiceState
+from order_service.core.config import OrderSettings
+from order_service.services.ports import OrderUnitOfWork, OrderWriter, UserVerifier
+from servicekit.tokens import TokenVerifier
+from servicekit.uow import UnitOfWorkFactory
 from servicekit.web import Caller, caller_auth
 
 STATE_KEY = "order_service"
+
+
+@dataclass(frozen=True)
+class OrderServiceState:
+    """What the routes get from the composition root, typed."""
+
+    settings: OrderSettings
+    new_uow: UnitOfWorkFactory[OrderUnitOfWork]
+    users: UserVerifier
+    writer: OrderWriter
+    token_verifier: TokenVerifier
 
 
 def state_of(request: Request) -> OrderServiceState:

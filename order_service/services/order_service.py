@@ -1,23 +1,28 @@
 """Business rules for orders: place, list, read, cancel.
 
 Every function first asks the user-verification port whether the token's user may act: a
-deactivated user's tokens stop working here at once. An order, its lines and its
-Idempotency-Key record share one commit; an order without a key shares its commit with the
-other orders placed at that moment (group commit), and is answered only once it is durable.
+deactivated user's tokens stop working here at once. Every new order, with or without an
+Idempotency-Key, is written by the order-writer port, which commits it (with its key's record,
+in the same transaction) before the answer is built.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
-from order_service.core.database import OrderUnitOfWork
-from order_service.core.user_verification import UserVerifier, VerificationUnavailable
+from order_service.domain import (
+    CANCELLED,
+    PENDING,
+    IdempotencyRecordData,
+    LineInput,
+    OrderData,
+    fingerprint,
+    new_order,
+)
 from order_service.errors import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
@@ -25,26 +30,22 @@ from order_service.errors import (
     OrderNotFound,
     SessionEnded,
     UserNotAllowed,
-    UserVerificationUnavailable,
 )
-from order_service.models import (
-    CANCELLED,
-    PENDING,
-    IdempotencyRecord,
-    OrderData,
-    OrderLineData,
-)
-from order_service.repositories.order_writer import OrderWriter
 from order_service.services.pagination import decode_cursor, encode_cursor
-from order_service.services.pricing import format_money, order_total
+from order_service.services.ports import OrderUnitOfWork, OrderWriter, UserVerifier
 from servicekit.clock import utc_now
 
-
-@dataclass(frozen=True, slots=True)
-class LineInput:
-    sku: str
-    quantity: int
-    unit_price: Decimal
+__all__ = [
+    "LineInput",
+    "OrderPage",
+    "PlacedOrder",
+    "cancel_order",
+    "ensure_user_may_act",
+    "get_order",
+    "list_orders",
+    "place_order",
+    "purge_expired_idempotency_keys",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,26 +66,11 @@ async def ensure_user_may_act(
     """``session_epoch`` is the access token's: a token from before the user's last password
     change belongs to an ended session (401). A deactivated user is refused first (403), as
     before sessions had epochs."""
-    try:
-        check = await users.verify(user_id)
-    except VerificationUnavailable:
-        raise UserVerificationUnavailable() from None
-    if not (check.exists and check.active):
+    standing = await users.verify(user_id)
+    if not standing.may_act:
         raise UserNotAllowed()
-    if session_epoch < check.session_epoch:
+    if session_epoch < standing.session_epoch:
         raise SessionEnded()
-
-
-def fingerprint(currency: str, lines: Sequence[LineInput]) -> str:
-    """The same order, however its JSON was spelled, has the same fingerprint."""
-    canonical = json.dumps(
-        {
-            "currency": currency,
-            "items": [[line.sku, line.quantity, format_money(line.unit_price)] for line in lines],
-        },
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def place_order(
@@ -99,59 +85,36 @@ async def place_order(
     idempotency_ttl: dt.timedelta,
     session_epoch: int = 0,
 ) -> PlacedOrder:
+    """``uow`` is only opened when the key turns out to be taken, to read what took it."""
     await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     now = utc_now()
     order = new_order(user_id=user_id, currency=currency, lines=lines, now=now)
     if idempotency_key is None:
-        # No key to check: the order joins whatever batch is being committed now.
         await writer.write(order)
         return PlacedOrder(order=order, replayed=False)
     request_fingerprint = fingerprint(currency, lines)
-    async with uow:
-        if not await uow.idempotency.try_lock(user_id, idempotency_key):
-            raise IdempotencyKeyInUse()
-        record = await uow.idempotency.get(user_id, idempotency_key)
-        if record is not None and record.expires_at > now:
-            if record.fingerprint != request_fingerprint:
-                raise IdempotencyKeyReused()
-            replay = await uow.orders.get_for_user(record.order_id, user_id)
-            if replay is not None:
-                return PlacedOrder(order=replay, replayed=True)
-        if record is not None:
-            await uow.idempotency.remove(record)
-        await uow.orders.add(order)
-        await uow.idempotency.add(
-            IdempotencyRecord(
-                user_id=user_id,
-                key=idempotency_key,
-                fingerprint=request_fingerprint,
-                order_id=order.id,
-                created_at=now,
-                expires_at=now + idempotency_ttl,
-            )
-        )
-        await uow.commit()
-    return PlacedOrder(order=order, replayed=False)
-
-
-def new_order(
-    *, user_id: uuid.UUID, currency: str, lines: Sequence[LineInput], now: dt.datetime
-) -> OrderData:
-    return OrderData(
-        id=uuid.uuid4(),
+    record = IdempotencyRecordData(
         user_id=user_id,
-        status=PENDING,
-        currency=currency,
-        total=order_total((line.quantity, line.unit_price) for line in lines),
+        key=idempotency_key,
+        fingerprint=request_fingerprint,
+        order_id=order.id,
         created_at=now,
-        updated_at=now,
-        lines=tuple(
-            OrderLineData(
-                position=position, sku=line.sku, quantity=line.quantity, unit_price=line.unit_price
-            )
-            for position, line in enumerate(lines)
-        ),
+        expires_at=now + idempotency_ttl,
     )
+    if await writer.write(order, record):
+        return PlacedOrder(order=order, replayed=False)
+    # The key is taken: by a committed order (replay it, or refuse another body), or by a
+    # request still in flight (whose record is not committed yet).
+    async with uow:
+        taken = await uow.idempotency.get(user_id, idempotency_key)
+        if taken is None or not taken.is_live(now):
+            raise IdempotencyKeyInUse()
+        if taken.fingerprint != request_fingerprint:
+            raise IdempotencyKeyReused()
+        replay = await uow.orders.get_for_user(taken.order_id, user_id)
+    if replay is None:
+        raise IdempotencyKeyInUse()
+    return PlacedOrder(order=replay, replayed=True)
 
 
 async def list_orders(
@@ -205,10 +168,12 @@ async def cancel_order(
             raise OrderNotFound()
         if order.status != PENDING:
             raise OrderNotCancellable()
-        order.status = CANCELLED
-        order.updated_at = utc_now()
+        cancelled = dataclasses.replace(order, status=CANCELLED, updated_at=utc_now())
+        await uow.orders.update_status(
+            order_id, status=cancelled.status, updated_at=cancelled.updated_at
+        )
         await uow.commit()
-        return order.data()
+    return cancelled
 
 
 async def purge_expired_idempotency_keys(uow: OrderUnitOfWork, *, batch: int = 1000) -> int:

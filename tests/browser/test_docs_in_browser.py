@@ -20,22 +20,17 @@ from selenium.webdriver import Chrome
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from devstack import ServerProcess, aio, free_port
 from tests.support.api import PASSWORD, order_body, unique_email
 from tests.support.browser import (
     WAIT,
-    Server,
     SwaggerUi,
     chromium,
     require_browser,
     screenshot,
     single_process_server,
 )
-from tests.support.distributed import (
-    DistributedStack,
-    ServiceProcess,
-    distributed_stack,
-    free_port,
-)
+from tests.support.distributed import DistributedStack, distributed_stack
 
 
 def register(base_url: str, email: str) -> None:
@@ -48,14 +43,14 @@ def register(base_url: str, email: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """The single process as ``make run`` starts it (uvicorn ``app.main:app``)."""
     require_browser()
     with single_process_server(tmp_path_factory.mktemp("browser-single")) as server:
         yield server
 
 
-def test_single_process_docs_log_in_and_read_me(single: Server) -> None:
+def test_single_process_docs_log_in_and_read_me(single: ServerProcess) -> None:
     email = unique_email("browser")
     register(single.url, email)
     with chromium() as driver:
@@ -84,7 +79,7 @@ def redoc_text(driver: Chrome, url: str, name: str) -> str:
     return text
 
 
-def test_single_process_redoc_renders(single: Server) -> None:
+def test_single_process_redoc_renders(single: ServerProcess) -> None:
     with chromium() as driver:
         text = redoc_text(driver, f"{single.url}/redoc", "single-process-redoc")
     assert "Users and orders" in text
@@ -97,7 +92,7 @@ class DocsDeployment:
     """The distributed deployment, its order service's docs logging in at the user service."""
 
     stack: DistributedStack
-    order_service: ServiceProcess
+    order_service: aio.ServerProcess
     order_origin: str
 
 
@@ -114,9 +109,8 @@ async def distributed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         extra_env={"CORS_ALLOW_ORIGINS": order_origin},
     ) as stack:
         order_service = stack.new_order_service(
-            PUBLIC_TOKEN_URL=f"{stack.user_service.url}/auth/token"
+            port=order_port, PUBLIC_TOKEN_URL=f"{stack.user_service.url}/auth/token"
         )
-        order_service.port = order_port
         await order_service.start()
         await stack.wait_for_subscribers()
         yield DocsDeployment(stack, order_service, order_origin)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,19 +21,14 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from devstack import dockerfile_instruction, free_port, image_process, tail, venv_path
+from devstack.aio import RedisServer, ServerProcess
 from order_service.core.database import MIGRATIONS as ORDER_MIGRATIONS
 from order_service.core.database import VERSION_TABLE as ORDER_VERSION_TABLE
 from order_service.models import Base as OrderBase
 from servicekit.migrations import alembic_config
-from tests.support.backing import PrivateRedis, free_port, postgres_database, private_redis
-from tests.support.distributed import (
-    ORDER_DOCKERFILE,
-    ROOT,
-    USER_DOCKERFILE,
-    ServiceProcess,
-    dockerfile_instruction,
-    tail,
-)
+from tests.support.backing import postgres_database, private_redis
+from tests.support.distributed import ORDER_DOCKERFILE, ROOT, USER_DOCKERFILE
 from user_service.core.database import MIGRATIONS as USER_MIGRATIONS
 from user_service.core.database import VERSION_TABLE as USER_VERSION_TABLE
 from user_service.models import Base as UserBase
@@ -56,9 +49,18 @@ def server_only(dockerfile: Path, folder: Path) -> Path:
     return path
 
 
-def base_env(redis: PrivateRedis, folder: Path) -> dict[str, str]:
+def replica(name: str, image: Path, env: dict[str, str], folder: Path) -> ServerProcess:
+    """One replica (not started) as ``image`` runs it, on a free port."""
+    return ServerProcess(
+        image_process(
+            name, image, port=free_port(), env=env, log_path=folder / f"{name}.log", cwd=ROOT
+        )
+    )
+
+
+def base_env(redis: RedisServer, folder: Path) -> dict[str, str]:
     return {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "PATH": venv_path(),
         "PYTHONDONTWRITEBYTECODE": "1",
         "REDIS_HOST": "127.0.0.1",
         "REDIS_PORT": str(redis.port),
@@ -97,13 +99,13 @@ async def check_schema(url: str, migrations: Path, version_table: str, metadata:
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[PrivateRedis]:
+async def redis() -> AsyncIterator[RedisServer]:
     async with private_redis() as server:
         yield server
 
 
 async def test_replicas_started_together_migrate_a_fresh_database_once(
-    tmp_path: Path, redis: PrivateRedis
+    tmp_path: Path, redis: RedisServer
 ) -> None:
     user_image = server_only(USER_DOCKERFILE, tmp_path)
     order_image = server_only(ORDER_DOCKERFILE, tmp_path)
@@ -113,40 +115,28 @@ async def test_replicas_started_together_migrate_a_fresh_database_once(
         postgres_database("test_lock_orders") as order_url,
     ):
         users = [
-            ServiceProcess(
-                f"user-service-{i}",
-                user_image,
-                free_port(),
-                {**env, "DATABASE_URL": user_url},
-                tmp_path / f"user-service-{i}.log",
-            )
+            replica(f"user-service-{i}", user_image, {**env, "DATABASE_URL": user_url}, tmp_path)
             for i in range(REPLICAS)
         ]
+        order_env = {**env, "DATABASE_URL": order_url, "USER_SERVICE_URL": users[0].url}
         orders = [
-            ServiceProcess(
-                f"order-service-{i}",
-                order_image,
-                free_port(),
-                {**env, "DATABASE_URL": order_url, "USER_SERVICE_URL": users[0].url},
-                tmp_path / f"order-service-{i}.log",
-            )
-            for i in range(REPLICAS)
+            replica(f"order-service-{i}", order_image, order_env, tmp_path) for i in range(REPLICAS)
         ]
         replicas = [*users, *orders]
         try:
-            for replica in replicas:
-                replica.launch()
-            await asyncio.gather(*(replica.wait_healthy() for replica in replicas))
+            for server in replicas:
+                server.launch()
+            await asyncio.gather(*(server.wait_ready() for server in replicas))
             async with httpx.AsyncClient(timeout=5.0) as http:
-                for replica in replicas:
-                    ready = await http.get(f"{replica.url}/ready")
-                    assert ready.status_code == 200, (replica.name, ready.text)
+                for server in replicas:
+                    ready = await http.get(f"{server.url}/ready")
+                    assert ready.status_code == 200, (server.name, ready.text)
         finally:
-            await asyncio.gather(*(replica.stop() for replica in replicas))
-        for replica in replicas:
-            log = replica.log_path.read_text()
-            assert "Traceback" not in log, f"{replica.name}:\n{tail(replica.log_path)}"
-            assert '"ERROR"' not in log, f"{replica.name}:\n{tail(replica.log_path)}"
+            await asyncio.gather(*(server.stop() for server in replicas))
+        for server in replicas:
+            log = server.log_path.read_text()
+            assert "Traceback" not in log, f"{server.name}:\n{tail(server.log_path)}"
+            assert '"ERROR"' not in log, f"{server.name}:\n{tail(server.log_path)}"
         await check_schema(user_url, USER_MIGRATIONS, USER_VERSION_TABLE, UserBase.metadata)
         await check_schema(order_url, ORDER_MIGRATIONS, ORDER_VERSION_TABLE, OrderBase.metadata)
 
@@ -159,7 +149,7 @@ async def migrate_command(url: str, *args: str) -> asyncio.subprocess.Process:
         *args,
         cwd=ROOT,
         env={
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PATH": venv_path(),
             "DATABASE_URL": url,
             "INTERNAL_API_TOKEN": TOKEN,
         },

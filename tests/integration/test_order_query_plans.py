@@ -14,7 +14,7 @@ from sqlalchemy import Select
 from sqlalchemy.dialects import postgresql
 
 from order_service.core.database import MIGRATIONS, VERSION_TABLE
-from order_service.models import OrderData, OrderLineData
+from order_service.domain import OrderData, OrderLineData
 from order_service.repositories import order_repository
 from order_service.repositories.order_repository import BuiltRead, insert_orders
 from servicekit.clock import utc_now

@@ -11,12 +11,11 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from order_service.core.database import MIGRATIONS, VERSION_TABLE, OrderUnitOfWork
-from order_service.core.user_verification import UserCheck
+from order_service.adapters.order_writer import SqlOrderWriter
+from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
+from order_service.core.database import MIGRATIONS, VERSION_TABLE
+from order_service.domain import IdempotencyRecordData, OrderData, OrderLineData, UserStanding
 from order_service.errors import OrderNotCancellable
-from order_service.models import IdempotencyRecord, OrderData, OrderLineData
-from order_service.repositories.idempotency_repository import KeyLocks
-from order_service.repositories.order_writer import OrderWriter
 from order_service.services import order_service
 from servicekit.clock import utc_now
 from servicekit.database import create_engine, create_session_factory
@@ -42,21 +41,20 @@ async def engine(
         await engine.dispose()
 
 
-NewUow = Callable[[], OrderUnitOfWork]
+NewUow = Callable[[], SqlOrderUnitOfWork]
 
 
 class ActiveUsers:
     """The user-verification port answering "active" for everyone."""
 
-    async def verify(self, user_id: uuid.UUID) -> UserCheck:
-        return UserCheck(exists=True, active=True, source="test")
+    async def verify(self, user_id: uuid.UUID) -> UserStanding:
+        return UserStanding(exists=True, active=True, source="test")
 
 
 @pytest.fixture
 def new_uow(engine: AsyncEngine) -> NewUow:
     sessions = create_session_factory(engine)
-    locks = KeyLocks()
-    return lambda: OrderUnitOfWork(sessions, locks)
+    return lambda: SqlOrderUnitOfWork(sessions)
 
 
 def _order(user_id: uuid.UUID, created_at: dt.datetime, price: str = "1.0005") -> OrderData:
@@ -124,15 +122,53 @@ async def test_keyset_pages_with_equal_timestamps(new_uow: NewUow) -> None:
     assert seen == [o.id for o in expected]
 
 
-async def test_a_key_is_locked_until_its_transaction_ends(new_uow: NewUow) -> None:
+def _record(order: OrderData, key: str, *, ttl: dt.timedelta) -> IdempotencyRecordData:
+    return IdempotencyRecordData(
+        user_id=order.user_id,
+        key=key,
+        fingerprint="f",
+        order_id=order.id,
+        created_at=order.created_at,
+        expires_at=order.created_at + ttl,
+    )
+
+
+async def test_a_key_goes_to_exactly_one_order_across_writers(
+    engine: AsyncEngine, new_uow: NewUow
+) -> None:
+    """Two writers (as two replicas would) race for one key: the database's unique key gives
+    it to one order; the other order is not written at all."""
     user_id = uuid.uuid4()
-    async with new_uow() as first:
-        assert await first.idempotency.try_lock(user_id, "k")
-        async with new_uow() as second:
-            assert not await second.idempotency.try_lock(user_id, "k")
-            assert await second.idempotency.try_lock(user_id, "other")
-    async with new_uow() as third:
-        assert await third.idempotency.try_lock(user_id, "k")
+    first, second = SqlOrderWriter(engine), SqlOrderWriter(engine)
+    orders = [_order(user_id, utc_now()) for _ in range(2)]
+    won = await asyncio.gather(
+        *(
+            writer.write(order, _record(order, "k", ttl=dt.timedelta(hours=1)))
+            for writer, order in zip((first, second), orders, strict=True)
+        )
+    )
+    assert sorted(won) == [False, True]
+    async with new_uow() as uow:
+        stored = await uow.orders.list_for_user(user_id, limit=10)
+        record = await uow.idempotency.get(user_id, "k")
+    assert [o.id for o in stored] == [orders[won.index(True)].id]
+    assert record is not None
+    assert record.order_id == stored[0].id
+
+
+async def test_an_expired_key_is_claimed_again(writer: SqlOrderWriter, new_uow: NewUow) -> None:
+    user_id = uuid.uuid4()
+    old = _order(user_id, utc_now() - dt.timedelta(hours=2))
+    assert await writer.write(old, _record(old, "k", ttl=dt.timedelta(hours=1)))
+    new = _order(user_id, utc_now())
+    assert await writer.write(new, _record(new, "k", ttl=dt.timedelta(hours=1)))
+    again = _order(user_id, utc_now())
+    assert not await writer.write(again, _record(again, "k", ttl=dt.timedelta(hours=1)))
+    async with new_uow() as uow:
+        record = await uow.idempotency.get(user_id, "k")
+        assert await uow.orders.get_for_user(again.id, user_id) is None
+    assert record is not None
+    assert record.order_id == new.id
 
 
 async def test_expired_keys_are_purged(new_uow: NewUow) -> None:
@@ -141,7 +177,7 @@ async def test_expired_keys_are_purged(new_uow: NewUow) -> None:
     async with new_uow() as uow:
         for n, expires_at in enumerate([now - dt.timedelta(hours=1), now + dt.timedelta(hours=1)]):
             await uow.idempotency.add(
-                IdempotencyRecord(
+                IdempotencyRecordData(
                     user_id=user_id,
                     key=f"k{n}",
                     fingerprint="f",
@@ -178,12 +214,12 @@ async def test_concurrent_cancels_let_exactly_one_win(new_uow: NewUow) -> None:
 
 
 @pytest.fixture
-def writer(engine: AsyncEngine) -> OrderWriter:
-    return OrderWriter(engine, max_batch=16)
+def writer(engine: AsyncEngine) -> SqlOrderWriter:
+    return SqlOrderWriter(engine, max_batch=16)
 
 
 async def test_concurrent_orders_are_group_committed_every_one(
-    writer: OrderWriter, new_uow: NewUow
+    writer: SqlOrderWriter, new_uow: NewUow
 ) -> None:
     user_id = uuid.uuid4()
     orders = [_order(user_id, utc_now()) for _ in range(40)]
@@ -194,7 +230,9 @@ async def test_concurrent_orders_are_group_committed_every_one(
     assert all(len(o.lines) == 1 for o in stored)
 
 
-async def test_one_bad_order_does_not_fail_its_batch(writer: OrderWriter, new_uow: NewUow) -> None:
+async def test_one_bad_order_does_not_fail_its_batch(
+    writer: SqlOrderWriter, new_uow: NewUow
+) -> None:
     user_id = uuid.uuid4()
     existing = _order(user_id, utc_now())
     await writer.write(existing)

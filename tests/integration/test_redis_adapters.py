@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from devstack import free_port
 from devstack.aio import RedisServer
+from servicekit.errors import DependencyUnavailable
 from servicekit.faults import is_dependency_fault
 from servicekit.redis import RedisCache, create_redis
 from servicekit.redis_bus import RedisBus
@@ -82,8 +83,9 @@ async def test_bus_resubscribes_after_the_server_comes_back(
 async def test_a_dead_server_is_a_connection_error_that_the_api_maps_to_503() -> None:
     redis = create_redis("127.0.0.1", free_port(), name="test", connect_timeout=0.25, timeout=0.25)
     cache = RedisCache(redis)
-    with pytest.raises(redis_errors.ConnectionError) as caught:
+    with pytest.raises(DependencyUnavailable, match=r"redis at 127\.0\.0\.1:\d+") as caught:
         await cache.get("user:x")
+    assert isinstance(caught.value.__cause__, redis_errors.ConnectionError)
     assert is_dependency_fault(caught.value)
     await redis.aclose()
 
@@ -191,8 +193,11 @@ async def test_a_publish_to_a_dead_server_is_a_dependency_fault_and_heals(
     bus = RedisBus(redis_client)
     assert await bus.publish("chan-c", b"before") == 0
     await redis_server.stop()
-    with pytest.raises(redis_errors.ConnectionError) as caught:
+    with pytest.raises(
+        DependencyUnavailable, match=f"redis at 127.0.0.1:{redis_server.port}"
+    ) as caught:
         await bus.publish("chan-c", b"during")
+    assert isinstance(caught.value.__cause__, redis_errors.ConnectionError)
     assert is_dependency_fault(caught.value)
     await redis_server.start()
     assert await bus.publish("chan-c", b"after") == 0
@@ -219,8 +224,9 @@ async def test_a_silent_server_times_out_the_publisher_and_the_subscriber_notice
             assert await bus.publish("chan-d", b"one") == 1
             assert await asyncio.wait_for(got.get(), 5) == b"one"
             proxy.stall()
-            with pytest.raises(redis_errors.TimeoutError) as caught:
+            with pytest.raises(DependencyUnavailable) as caught:
                 await bus.publish("chan-d", b"lost")
+            assert isinstance(caught.value.__cause__, redis_errors.TimeoutError)
             assert is_dependency_fault(caught.value)
             await _until_unsubscribed(bus)
             await proxy.restore()

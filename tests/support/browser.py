@@ -12,16 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -32,7 +27,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.support.distributed import ROOT, free_port, in_ci, tail
+from devstack import ServerProcess, free_port, uvicorn_process
+from tests.support.distributed import ROOT, in_ci
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -102,56 +98,26 @@ def screenshot(driver: webdriver.Chrome, name: str, *, showing: WebElement | Non
     return path
 
 
-@dataclass
-class Server:
-    """A uvicorn process of ours, stopped by its own pid."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
 @contextlib.contextmanager
-def single_process_server(folder: Path) -> Iterator[Server]:
+def single_process_server(folder: Path) -> Iterator[ServerProcess]:
     """The single process, as ``make run`` starts it, on a free port and a fresh data folder."""
-    port = free_port()
-    log_path = folder / "single-process.log"
     env = {
         key: value
         for key, value in os.environ.items()
         if key in {"HOME", "LANG", "LC_ALL", "TMPDIR", "PATH"}
     }
     env.update(DATA_DIR=str(folder / "data"), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "uvicorn", "app.main:app"]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        wait_healthy(server)
+    server = uvicorn_process(
+        "single-process",
+        "app.main:app",
+        port=free_port(),
+        env=env,
+        log_path=folder / "single-process.log",
+        cwd=ROOT,
+        options=("--no-access-log",),
+    )
+    with server.serving():
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_healthy(server: Server, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    with httpx.Client(base_url=server.url, timeout=1.0) as http:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{tail(server.log_path)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if http.get("/health").status_code == 200:
-                    return
-            time.sleep(0.1)
-    raise RuntimeError(f"the server did not answer /health within {within}s")
 
 
 class SwaggerUi:

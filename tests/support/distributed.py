@@ -157,22 +157,23 @@ class DistributedStack:
             **overrides,
         }
 
-    def new_user_service(self, **env: str) -> ServerProcess:
-        return self._new_service(self.user_services, USER_DOCKERFILE, self.user_env(**env))
+    def new_user_service(self, *, port: int | None = None, **env: str) -> ServerProcess:
+        return self._new_service(self.user_services, USER_DOCKERFILE, self.user_env(**env), port)
 
-    def new_order_service(self, **env: str) -> ServerProcess:
-        return self._new_service(self.order_services, ORDER_DOCKERFILE, self.order_env(**env))
+    def new_order_service(self, *, port: int | None = None, **env: str) -> ServerProcess:
+        return self._new_service(self.order_services, ORDER_DOCKERFILE, self.order_env(**env), port)
 
     def _new_service(
-        self, group: list[ServerProcess], dockerfile: Path, env: dict[str, str]
+        self, group: list[ServerProcess], dockerfile: Path, env: dict[str, str], port: int | None
     ) -> ServerProcess:
-        """A service (not started) as its image runs, named after its folder: user-service-2."""
+        """A service (not started) as its image runs, named after its folder: user-service-2;
+        on ``port``, or a free one."""
         name = f"{dockerfile.parent.name.replace('_', '-')}-{len(group) + 1}"
         service = ServerProcess(
             image_process(
                 name,
                 dockerfile,
-                port=free_port(),
+                port=free_port() if port is None else port,
                 env=env,
                 log_path=self.folder / f"{name}.log",
                 cwd=ROOT,
@@ -181,13 +182,13 @@ class DistributedStack:
         group.append(service)
         return service
 
-    async def add_user_service(self, **env: str) -> ServerProcess:
-        service = self.new_user_service(**env)
+    async def add_user_service(self, *, port: int | None = None, **env: str) -> ServerProcess:
+        service = self.new_user_service(port=port, **env)
         await service.start()
         return service
 
-    async def add_order_service(self, **env: str) -> ServerProcess:
-        service = self.new_order_service(**env)
+    async def add_order_service(self, *, port: int | None = None, **env: str) -> ServerProcess:
+        service = self.new_order_service(port=port, **env)
         await service.start()
         return service
 

@@ -13,15 +13,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from order_service.main import build_order_service
-from order_service.main import routers as order_routers
-from order_service.routers.dependencies import STATE_KEY as ORDER_STATE
+from order_service.main import Adapters as OrderAdapters
+from order_service.main import create_app as create_order_app
 from servicekit.bus import InMemoryBus
 from servicekit.cache import InMemoryCache
 from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.tokens import StaticKeySource
 from servicekit.web import create_base_app, health_router
 from tests.support.deployments import single_process_settings
+from user_service.core.auth import load_or_create_dev_key
 from user_service.main import build_user_service
 from user_service.main import routers as user_routers
 from user_service.routers.dependencies import STATE_KEY as USER_STATE
@@ -50,29 +50,19 @@ def user_service_app(data_dir: Path, **overrides: Any) -> FastAPI:
 
 
 def order_service_app(data_dir: Path, **overrides: Any) -> FastAPI:
+    """The order service's app with a user service beside it, answering on the in-process
+    bus; the user service's development key (in the shared data folder) verifies tokens."""
     user_settings, settings = single_process_settings(data_dir, **overrides)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus, cache = InMemoryBus(), InMemoryCache()
-        async with contextlib.AsyncExitStack() as stack:
-            users = await stack.enter_async_context(
-                build_user_service(
-                    user_settings, cache=cache, bus=bus, limiter=InMemoryRateLimiter()
-                )
-            )
-            keys = StaticKeySource({key.kid: key.public_key for key in users.signing_keys})
-            orders = await stack.enter_async_context(
-                build_order_service(settings, cache=cache, bus=bus, keys=keys)
-            )
-            await bus.start()
-            stack.push_async_callback(bus.close)
-            yield {ORDER_STATE: orders}
-
-    app = create_base_app(
-        title="Order Service", version="test", lifespan=lifespan, max_body_bytes=65536
+    bus, cache = InMemoryBus(), InMemoryCache()
+    key = load_or_create_dev_key(data_dir)
+    return create_order_app(
+        settings,
+        adapters=OrderAdapters(
+            cache=cache,
+            bus=bus,
+            keys=StaticKeySource({key.kid: key.public_key}),
+            beside=lambda: build_user_service(
+                user_settings, cache=cache, bus=bus, limiter=InMemoryRateLimiter()
+            ),
+        ),
     )
-    for router in order_routers():
-        app.include_router(router)
-    app.include_router(health_router("order_service", {}))
-    return app

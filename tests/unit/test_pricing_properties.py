@@ -5,7 +5,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from order_service.services.pricing import SCALE, format_money, line_total, order_total
+from order_service.domain import SCALE, format_money, line_total, order_total
 
 # What the API accepts: unit_price >= 0 with at most 12 digits, 4 of them decimals.
 prices = st.decimals(

@@ -14,11 +14,9 @@ from contracts import (
     VerifyUser,
     user_cache_key,
 )
-from order_service.core.user_verification import (
-    CachedBusUserVerifier,
-    UserCheck,
-    VerificationUnavailable,
-)
+from order_service.adapters.user_verifier import CachedBusUserVerifier
+from order_service.domain import UserStanding
+from order_service.errors import UserVerificationUnavailable
 from servicekit.bus import InMemoryBus
 from servicekit.cache import InMemoryCache
 
@@ -49,14 +47,14 @@ class Responder:
 
 
 class Fallback:
-    def __init__(self, answer: UserCheck | None) -> None:
+    def __init__(self, answer: UserStanding | None) -> None:
         self.calls: list[uuid.UUID] = []
         self._answer = answer
 
-    async def verify(self, user_id: uuid.UUID) -> UserCheck:
+    async def verify(self, user_id: uuid.UUID) -> UserStanding:
         self.calls.append(user_id)
         if self._answer is None:
-            raise VerificationUnavailable("down")
+            raise UserVerificationUnavailable("down")
         return self._answer
 
 
@@ -68,7 +66,7 @@ async def test_a_cache_hit_sends_no_message() -> None:
     cached = CachedUser(id=user_id, email="a@example.com", active=False, version=3)
     await cache.set(user_cache_key(user_id), cached.model_dump_json().encode(), 60)
     check = await verifier.verify(user_id)
-    assert check == UserCheck(exists=True, active=False, source="cache")
+    assert check == UserStanding(exists=True, active=False, source="cache")
     assert responder.requests == []
 
 
@@ -78,7 +76,7 @@ async def test_a_miss_asks_the_bus_once_and_takes_the_first_of_duplicate_answers
     responder = Responder(bus, {user_id: True}, copies=3)
     verifier = CachedBusUserVerifier(cache, bus, timeout=0.5)
     check = await verifier.verify(user_id)
-    assert check == UserCheck(exists=True, active=True, source="bus")
+    assert check == UserStanding(exists=True, active=True, source="bus")
     assert [r.user_id for r in responder.requests] == [user_id]
     unknown = await verifier.verify(uuid.uuid4())
     assert (unknown.exists, unknown.active) == (False, False)
@@ -87,7 +85,7 @@ async def test_a_miss_asks_the_bus_once_and_takes_the_first_of_duplicate_answers
 
 async def test_nobody_listening_goes_straight_to_the_fallback() -> None:
     bus, cache = InMemoryBus(), InMemoryCache()
-    fallback = Fallback(UserCheck(exists=True, active=True, source="http"))
+    fallback = Fallback(UserStanding(exists=True, active=True, source="http"))
     verifier = CachedBusUserVerifier(cache, bus, timeout=30, fallback=fallback)
     user_id = uuid.uuid4()
     # A 30 s timeout would hang this test if the verifier waited for a reply nobody sends.
@@ -104,7 +102,7 @@ async def test_a_silent_listener_times_out_into_the_fallback() -> None:
         heard.append(raw)
 
     bus.subscribe(VERIFY_USER_CHANNEL, deaf)
-    fallback = Fallback(UserCheck(exists=True, active=False, source="http"))
+    fallback = Fallback(UserStanding(exists=True, active=False, source="http"))
     verifier = CachedBusUserVerifier(cache, bus, timeout=0.05, fallback=fallback)
     check = await verifier.verify(uuid.uuid4())
     assert check.source == "http"
@@ -114,10 +112,10 @@ async def test_a_silent_listener_times_out_into_the_fallback() -> None:
 async def test_no_path_left_is_unavailable() -> None:
     bus, cache = InMemoryBus(), InMemoryCache()
     verifier = CachedBusUserVerifier(cache, bus, timeout=0.05, fallback=Fallback(None))
-    with pytest.raises(VerificationUnavailable):
+    with pytest.raises(UserVerificationUnavailable):
         await verifier.verify(uuid.uuid4())
     bare = CachedBusUserVerifier(cache, bus, timeout=0.05)
-    with pytest.raises(VerificationUnavailable):
+    with pytest.raises(UserVerificationUnavailable):
         await bare.verify(uuid.uuid4())
 
 
@@ -133,7 +131,7 @@ async def test_an_answer_about_another_user_is_ignored() -> None:
 
     bus.subscribe(VERIFY_USER_CHANNEL, liar)
     verifier = CachedBusUserVerifier(cache, bus, timeout=0.05)
-    with pytest.raises(VerificationUnavailable):
+    with pytest.raises(UserVerificationUnavailable):
         await verifier.verify(uuid.uuid4())
 
 

@@ -1,12 +1,12 @@
-"""The one port through which the Order Service learns about users, and its adapter.
+"""Adapters of the ``UserVerifier`` port: how the Order Service learns a user's standing.
 
-The adapter follows the original design over whatever bus and cache it is given:
+``CachedBusUserVerifier`` follows the original design over whatever bus and cache it is given:
 1. the cache under ``user:{user_id}``: a hit costs one GET;
 2. on a miss, a ``VerifyUser`` on ``verify_user`` and the first ``UserVerification`` with the
    same request id on ``user_verification_response``, within a short timeout (no wait at all
    when PUBLISH reports no listener);
 3. then, if configured, the user service's internal HTTP endpoint;
-4. else ``VerificationUnavailable``.
+4. else ``UserVerificationUnavailable`` (503).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
@@ -29,6 +28,8 @@ from contracts import (
     VerifyUser,
     user_cache_key,
 )
+from order_service.domain import UserStanding
+from order_service.errors import UserVerificationUnavailable
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
 from servicekit.errors import DependencyUnavailable
@@ -37,21 +38,8 @@ from servicekit.logs import request_id_var
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class UserCheck:
-    exists: bool
-    active: bool
-    source: str
-    # Access tokens of a lower session epoch belong to an ended session.
-    session_epoch: int = 0
-
-
-class VerificationUnavailable(Exception):
-    """No path could answer; the caller must not act as if the user were verified."""
-
-
-class UserVerifier(Protocol):
-    async def verify(self, user_id: uuid.UUID) -> UserCheck: ...
+class StandingSource(Protocol):
+    async def verify(self, user_id: uuid.UUID) -> UserStanding: ...
 
 
 class HttpUserVerifier:
@@ -61,7 +49,7 @@ class HttpUserVerifier:
         self._http = http
         self._headers = {"Authorization": f"Bearer {token}"}
 
-    async def verify(self, user_id: uuid.UUID) -> UserCheck:
+    async def verify(self, user_id: uuid.UUID) -> UserStanding:
         try:
             response = await self._http.get(
                 INTERNAL_VERIFICATION_PATH.format(user_id=user_id),
@@ -69,14 +57,15 @@ class HttpUserVerifier:
             )
             response.raise_for_status()
             body = response.json()
-            return UserCheck(
+            return UserStanding(
                 exists=bool(body["exists"]),
                 active=bool(body["active"]),
                 source="http",
                 session_epoch=int(body.get("session_epoch", 0)),
             )
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise VerificationUnavailable(f"user service did not answer: {exc!r}") from None
+            log.warning("user service did not answer the verification of %s: %r", user_id, exc)
+            raise UserVerificationUnavailable() from None
 
 
 class CachedBusUserVerifier:
@@ -86,7 +75,7 @@ class CachedBusUserVerifier:
         bus: MessageBus,
         *,
         timeout: float,
-        fallback: UserVerifier | None = None,
+        fallback: StandingSource | None = None,
     ) -> None:
         self._cache = cache
         self._bus = bus
@@ -95,7 +84,7 @@ class CachedBusUserVerifier:
         self._pending: dict[str, tuple[uuid.UUID, asyncio.Future[UserVerification]]] = {}
         bus.subscribe(USER_VERIFICATION_RESPONSE_CHANNEL, self._on_reply)
 
-    async def verify(self, user_id: uuid.UUID) -> UserCheck:
+    async def verify(self, user_id: uuid.UUID) -> UserStanding:
         cached = await self._from_cache(user_id)
         if cached is not None:
             return cached
@@ -104,9 +93,10 @@ class CachedBusUserVerifier:
             return answered
         if self._fallback is not None:
             return await self._fallback.verify(user_id)
-        raise VerificationUnavailable("no answer on the bus and no fallback")
+        log.warning("no answer on the bus for %s, and no fallback", user_id)
+        raise UserVerificationUnavailable()
 
-    async def _from_cache(self, user_id: uuid.UUID) -> UserCheck | None:
+    async def _from_cache(self, user_id: uuid.UUID) -> UserStanding | None:
         try:
             raw = await self._cache.get(user_cache_key(user_id))
         except DependencyUnavailable as exc:
@@ -121,11 +111,11 @@ class CachedBusUserVerifier:
             return None
         if user.id != user_id:
             return None
-        return UserCheck(
+        return UserStanding(
             exists=True, active=user.active, source="cache", session_epoch=user.session_epoch
         )
 
-    async def _ask_bus(self, user_id: uuid.UUID) -> UserCheck | None:
+    async def _ask_bus(self, user_id: uuid.UUID) -> UserStanding | None:
         request_id = uuid.uuid4().hex
         reply: asyncio.Future[UserVerification] = asyncio.get_running_loop().create_future()
         # Registered before publishing, so an answer cannot arrive before we listen for it.
@@ -151,7 +141,7 @@ class CachedBusUserVerifier:
             return None
         finally:
             del self._pending[request_id]
-        return UserCheck(
+        return UserStanding(
             exists=answer.exists,
             active=answer.active,
             source="bus",

@@ -1,0 +1,131 @@
+"""Group commit for new orders: orders placed at the same moment share one transaction, with
+or without an Idempotency-Key.
+
+A request hands its order over and waits until the transaction that holds it has committed,
+so every 201 still stands for a durable order. While one batch is being written the next
+ones queue up; at low load a batch is one order and nothing waits longer than before.
+
+A keyed order's record is written first, in the same transaction, by one INSERT ... ON
+CONFLICT for the whole batch: the database's unique key says which keys are free (or held
+only by an expired record, then replaced), and only those keys' orders are inserted. A key
+already in flight in this process is refused before it reaches the queue; one in flight in
+another process makes the INSERT wait for that transaction, then counts as taken if it
+committed.
+
+A batch is one transaction: it commits whole or not at all. When it fails for a reason that
+could be one order's own (not a lost connection), its orders are retried one by one, so a
+single bad row cannot fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from order_service.domain import IdempotencyRecordData, OrderData
+from order_service.repositories.idempotency_repository import claim_keys
+from order_service.repositories.order_repository import insert_orders
+from servicekit.errors import DependencyUnavailable
+from servicekit.faults import is_dependency_fault
+
+log = logging.getLogger(__name__)
+
+KeyOf = tuple[uuid.UUID, str]
+
+
+@dataclass(slots=True)
+class _Pending:
+    order: OrderData
+    record: IdempotencyRecordData | None
+    done: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class SqlOrderWriter:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 128) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._in_flight: set[KeyOf] = set()
+
+    async def write(self, order: OrderData, record: IdempotencyRecordData | None = None) -> bool:
+        """True once ``order`` is committed; False if ``record``'s key is taken (nothing
+        written); raises what its transaction raised."""
+        if record is not None:
+            key = (record.user_id, record.key)
+            if key in self._in_flight:
+                return False
+            self._in_flight.add(key)
+        pending = _Pending(order, record)
+        self._queue.append(pending)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain(), name="order-writer")
+        return await pending.done
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                await self._write_batch(batch)
+        finally:
+            self._writer = None
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            won = await self._insert(batch)
+        except Exception as exc:
+            if len(batch) == 1 or is_dependency_fault(exc):
+                failure = _translated(exc)
+                for pending in batch:
+                    self._settle(pending, failure)
+                return
+            log.warning("a batch of %d orders failed (%r); writing one by one", len(batch), exc)
+            for pending in batch:
+                await self._write_batch([pending])
+            return
+        for pending in batch:
+            self._settle(pending, pending.record is None or _key(pending.record) in won)
+
+    async def _insert(self, batch: list[_Pending]) -> set[KeyOf]:
+        records = sorted(
+            (p.record for p in batch if p.record is not None), key=lambda r: (r.user_id, r.key)
+        )
+        async with self._engine.begin() as conn:
+            won = await claim_keys(conn, records) if records else set()
+            orders = [p.order for p in batch if p.record is None or _key(p.record) in won]
+            if orders:
+                await insert_orders(conn, orders)
+        return won
+
+    def _settle(self, pending: _Pending, outcome: bool | BaseException) -> None:
+        if pending.record is not None:
+            self._in_flight.discard(_key(pending.record))
+        if pending.done.done():  # the caller went away
+            return
+        if isinstance(outcome, BaseException):
+            pending.done.set_exception(outcome)
+        else:
+            pending.done.set_result(outcome)
+
+
+def _key(record: IdempotencyRecordData) -> KeyOf:
+    return (record.user_id, record.key)
+
+
+def _translated(exc: Exception) -> BaseException:
+    if is_dependency_fault(exc) and not isinstance(exc, DependencyUnavailable):
+        failure = DependencyUnavailable("the order database did not answer")
+        failure.__cause__ = exc
+        return failure
+    return exc
