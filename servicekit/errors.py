@@ -81,6 +81,18 @@ class PayloadTooLarge(AppError):
     detail = "The request body is too large."
 
 
+class RequestHeadersTooLarge(AppError):
+    status_code = 431
+    code = "request_header_fields_too_large"
+    detail = "The request headers are too large."
+
+
+class DuplicateHeader(AppError):
+    status_code = 400
+    code = "duplicate_header"
+    detail = "A header that must appear once was sent more than once."
+
+
 class UnprocessableContent(AppError):
     status_code = 422
     code = "unprocessable_content"

@@ -1,4 +1,5 @@
-"""The ASGI middleware around every request: request id, body bound, access log."""
+"""The ASGI middleware around every request: request id, header and body bounds, HEAD, access
+log."""
 
 from __future__ import annotations
 
@@ -6,29 +7,59 @@ import logging
 import re
 import time
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servicekit.errors import PayloadTooLarge
+from servicekit.errors import DuplicateHeader, PayloadTooLarge, RequestHeadersTooLarge
 from servicekit.handlers import problem
 from servicekit.logs import new_request_id, request_id_var
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("access")
 
+# Every request header together, names and values: far above what a client of this API sends
+# (a bearer token, an idempotency key), far below what would let one request hold much memory.
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+# Headers that decide what a request does. Sent twice, which one counts would depend on who
+# reads them: a proxy keeping the last and a server keeping the first would disagree (two
+# orders for one Idempotency-Key, or one user authorized and another logged).
+SINGLE_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"content-length",
+        b"content-type",
+        b"host",
+        b"idempotency-key",
+        b"origin",
+        b"transfer-encoding",
+        b"x-request-id",
+    }
+)
+
 
 class RequestContextMiddleware:
     """Per request: a request id (taken from ``X-Request-ID`` or made), echoed on the response
-    and set for logs; a bound on the body size (413); one access-log line."""
+    and set for logs; a bound on all headers together (431); a header of ``SINGLE_HEADERS``
+    sent twice is refused (400); a bound on the body size (413); ``HEAD`` answered wherever
+    ``GET`` is, without the body; one access-log line."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        method = scope["method"]
         incoming = _header(scope, b"x-request-id")
         request_id = (
             incoming if incoming and _VALID_REQUEST_ID.match(incoming) else new_request_id()
@@ -36,7 +67,7 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         status = 500
 
-        async def send_with_id(message: Message) -> None:
+        async def stamp_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -44,7 +75,16 @@ class RequestContextMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        send_with_id: Send = stamp_id
         try:
+            refusal = self._refuse_headers(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send_with_id)
+                return
+            if scope["method"] == "HEAD":
+                # The GET route answers; its body is not sent, its headers are.
+                scope = {**scope, "method": "GET"}
+                send_with_id = _without_body(send_with_id)
             declared = _header(scope, b"content-length")
             if declared is None:
                 # A chunked body: read it here, bounded, so an oversize one is a clean 413.
@@ -60,12 +100,12 @@ class RequestContextMiddleware:
         finally:
             access_log.info(
                 "%s %s %s",
-                scope["method"],
+                method,
                 scope["path"],
                 status,
                 extra={
                     "fields": {
-                        "method": scope["method"],
+                        "method": method,
                         "path": scope["path"],
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -73,6 +113,30 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+    def _refuse_headers(self, scope: Scope) -> JSONResponse | None:
+        size = 0
+        seen: set[bytes] = set()
+        repeated: bytes | None = None
+        for name, value in scope["headers"]:
+            size += len(name) + len(value) + 4  # ": " and CRLF, as on the wire
+            if name in SINGLE_HEADERS:
+                if name in seen and repeated is None:
+                    repeated = name
+                seen.add(name)
+        if size > self.max_header_bytes:
+            return problem(
+                431,
+                RequestHeadersTooLarge.code,
+                f"The request headers take {size} bytes; at most {self.max_header_bytes}.",
+            )
+        if repeated is not None:
+            return problem(
+                400,
+                DuplicateHeader.code,
+                f"The header {repeated.decode('latin-1').title()} must be sent once.",
+            )
+        return None
 
     async def _read_bounded(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -93,6 +157,17 @@ class RequestContextMiddleware:
     async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(413, PayloadTooLarge.code, PayloadTooLarge.detail)
         await response(scope, receive, send)
+
+
+def _without_body(send: Send) -> Send:
+    """The answer to a HEAD: what the GET sends, with empty body messages."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head
 
 
 def _replay(body: bytes, then: Receive) -> Receive:

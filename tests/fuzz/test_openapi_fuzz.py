@@ -22,6 +22,7 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.main import create_app
+from tests.fuzz.adjust import whole_floats_as_integers
 from tests.support.api import PASSWORD
 from tests.support.deployments import INTERNAL_TOKEN, single_process_settings
 from tests.support.service_apps import order_service_app, user_service_app
@@ -96,6 +97,7 @@ def fuzz_operation(
             # A key is for one request body; the fuzzer would reuse short keys with other
             # bodies, which is rightly a 422. Keep its characters, make it unique.
             case.headers["Idempotency-Key"] = (uuid.uuid4().hex + key)[:255]
+        whole_floats_as_integers(case.body)
         case.call_and_validate(headers=headers(), excluded_checks=excluded_checks(case))
 
     run()

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from contracts import INTERNAL_VERIFICATION_PATH, JWKS_PATH
+from servicekit.text import PlainText
 from servicekit.web import problem_responses
 from user_service.core.config import UserSettings
 from user_service.errors import InvalidTokenRequest
@@ -30,7 +31,8 @@ async def log_in(
     request: Request,
     response: Response,
     grant_type: Annotated[str | None, Form(pattern="^(password|refresh_token)$")] = None,
-    username: Annotated[str | None, Form(max_length=320)] = None,
+    # Control characters are a 422 here; any other text that is no address is a 401.
+    username: Annotated[Annotated[str, PlainText(strip=False)] | None, Form(max_length=320)] = None,
     password: Annotated[str | None, Form(max_length=1024)] = None,
     refresh_token: Annotated[str | None, Form(max_length=1024)] = None,
     client_id: Annotated[str | None, Form(max_length=100)] = None,

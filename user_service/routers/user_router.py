@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from servicekit.jsonbody import ExactJsonRoute
 from servicekit.web import problem_responses
 from user_service.routers.dependencies import Authenticated, State
 from user_service.schemas import UserCreate, UserRead, UserUpdate
 from user_service.services import user_service
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], route_class=ExactJsonRoute)
 
 
 @router.post(

@@ -7,7 +7,6 @@ reported done until the cache says so, or an order could slip through for up to 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from servicekit.errors import DependencyUnavailable, ServiceUnavailable
 from servicekit.ratelimit import RateLimiter
 from user_service.core.auth import PasswordHasher, TokenIssuer, normalize_password
 from user_service.core.database import UserUnitOfWork
+from user_service.core.emails import InvalidEmail, email_key, normalize_email
 from user_service.errors import (
     AccountUnavailable,
     ConcurrentUpdate,
@@ -58,10 +58,6 @@ class UserStatus:
     exists: bool
     active: bool
     session_epoch: int = 0
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def check_password_policy(password: str, *, min_length: int) -> None:
@@ -113,8 +109,14 @@ async def authenticate(
     """One failure for an unknown email, a wrong password and an inactive account.
 
     No transaction is held while argon2 runs."""
-    async with uow:
-        user = await uow.users.get_by_email(normalize_email(email))
+    try:
+        canonical = normalize_email(email)
+    except InvalidEmail:
+        canonical = None  # no account can have it: answered as an unknown one
+    user = None
+    if canonical is not None:
+        async with uow:
+            user = await uow.users.get_by_email(canonical)
     if user is None:
         await hasher.burn(password)
         raise InvalidCredentials()
@@ -175,7 +177,7 @@ async def log_in(
 
 def account_limit_key(email: str) -> str:
     """The failed-login counter of an account, named by a digest of the normalized email."""
-    return "login:account:" + hashlib.sha256(normalize_email(email).encode()).hexdigest()
+    return "login:account:" + email_key(email)
 
 
 async def _store_rehash(uow: UserUnitOfWork, seen: User, new_hash: str) -> User:
