@@ -21,6 +21,14 @@ DISTRIBUTED := run-user-service run-order-service
 $(DISTRIBUTED): export REDIS_HOST ?= 127.0.0.1
 $(DISTRIBUTED): export REDIS_PORT ?= 6379
 $(DISTRIBUTED): export INTERNAL_API_TOKEN ?= dev-internal-token-change-me
+# The key of the tags on cache entries and verification replies: the same for both services.
+$(DISTRIBUTED): export REDIS_SIGNING_KEY ?= dev-redis-signing-key-change-me-0123456789
+# The machine's Redis as it usually runs for development: no password, no TLS. Set
+# REDIS_USERNAME / REDIS_PASSWORD (and REDIS_SSL=true, REDIS_SSL_CA_CERTS) for a secured one.
+$(DISTRIBUTED): export REDIS_USERNAME ?=
+$(DISTRIBUTED): export REDIS_PASSWORD ?=
+$(DISTRIBUTED): export REDIS_SSL ?= false
+$(DISTRIBUTED): export REDIS_SSL_CA_CERTS ?=
 # The targets apply migrations before the server starts, as the images do.
 $(DISTRIBUTED): export MIGRATE_ON_START ?= false
 # The order service's docs, opened in a browser on this machine, log in at the user service:

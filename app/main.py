@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts import TAGGED_CHANNELS
 from order_service.core.config import OrderSettings
 from order_service.main import build_order_service
 from order_service.main import routers as order_routers
@@ -28,6 +29,7 @@ from servicekit.database import create_service_engine, database_check
 from servicekit.logs import configure_logging
 from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.settings import load_settings
+from servicekit.tags import TaggedBus, TaggedCache, Tags
 from servicekit.tokens import StaticKeySource
 from servicekit.web import create_base_app, health_router
 from user_service.core.config import UserSettings
@@ -51,16 +53,19 @@ def sqlite_url(path: Path) -> str:
 
 def single_process_settings(data_dir: Path | None = None) -> tuple[UserSettings, OrderSettings]:
     """Both services' settings from the environment, pointed at SQLite files in the data
-    folder. The internal endpoint gets a random credential: nothing outside may call it."""
+        folder. The internal endpoint gets a random credential: nothing outside may call it; the
+    tags on cached entries and replies a random key, as nothing outside shares them."""
     base = load_settings(SingleProcessSettings)
     folder = data_dir or base.data_dir
     folder.mkdir(parents=True, exist_ok=True)
     internal = secrets.token_urlsafe(32)
+    signing = secrets.token_urlsafe(32)
     users = load_settings(
         UserSettings,
         database_url=sqlite_url(folder / "user_service.db"),
         data_dir=folder,
         internal_api_token=internal,
+        redis_signing_key=signing,
         log_level=base.log_level,
     )
     orders = load_settings(
@@ -68,6 +73,7 @@ def single_process_settings(data_dir: Path | None = None) -> tuple[UserSettings,
         database_url=sqlite_url(folder / "order_service.db"),
         data_dir=folder,
         internal_api_token=internal,
+        redis_signing_key=signing,
         log_level=base.log_level,
     )
     return users, orders
@@ -84,8 +90,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = InMemoryBus()
-        cache = InMemoryCache()
+        # The same tagged cache and bus as the distributed deployment's, over in-process ones.
+        tags = Tags(user_settings.redis_signing_keys() or [secrets.token_bytes(32)])
+        bus = TaggedBus(InMemoryBus(), tags, TAGGED_CHANNELS)
+        cache = TaggedCache(InMemoryCache(), tags)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(user_engine.dispose)
             stack.push_async_callback(order_engine.dispose)

@@ -25,7 +25,7 @@ def format_verification(data: dict[str, Any]) -> str:
     for name, row in data.items():
         ratio = row.get("ratio_to_raw_p50")
         lines.append(
-            f"    {name:<14} p50 {row['p50_us']:8.1f} us  p90 {row['p90_us']:8.1f}  "
+            f"    {name:<20} p50 {row['p50_us']:8.1f} us  p90 {row['p90_us']:8.1f}  "
             f"p99 {row['p99_us']:8.1f}" + (f"  x{ratio} of raw" if ratio else "")
         )
     return "\n".join(lines)

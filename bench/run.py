@@ -314,6 +314,7 @@ def measure_deployment(run: Run, deployment: Deployment) -> None:
             deployment.extra["internal_token"],
             [a.id for a in accounts],
             options.verification_rounds,
+            signing_key=deployment.extra["signing_key"],
         )
         print(report.format_verification(run.extras["verification"]), flush=True)
 
@@ -326,14 +327,15 @@ _VERIFICATION = (
 )
 
 
-def verification_on(code_dir: Path, *args: Any) -> dict[str, Any]:
+def verification_on(code_dir: Path, *args: Any, signing_key: str) -> dict[str, Any]:
     """The verification micro-benchmark in a process of its own, on ``code_dir``'s code: the
     asking side (the order service's verifier and bus) is then the compared checkout's too,
-    not this one's."""
+    not this one's. The services' signing key goes in the environment, where a checkout from
+    before the tags does not look."""
     done = subprocess.run(
         [sys.executable, "-c", _VERIFICATION, json.dumps(args)],
         cwd=code_dir,
-        env={**os.environ, "PYTHONPATH": str(code_dir)},
+        env={**os.environ, "PYTHONPATH": str(code_dir), "REDIS_SIGNING_KEY": signing_key},
         capture_output=True,
         text=True,
         timeout=900,
@@ -408,6 +410,7 @@ def single_process(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]
 @contextlib.contextmanager
 def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
     internal = secrets.token_urlsafe(24)
+    signing_key = secrets.token_urlsafe(32)
     databases = ScratchDatabases.unique(ADMIN_DSN, "bench", "users", "orders")
     users_url, orders_url = (databases.url(name) for name in databases.names)
     with contextlib.ExitStack() as stack:
@@ -419,6 +422,7 @@ def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
             "REDIS_HOST": "127.0.0.1",
             "REDIS_PORT": str(redis_port),
             "INTERNAL_API_TOKEN": internal,
+            "REDIS_SIGNING_KEY": signing_key,
             "DATA_DIR": data,
         }
         users = stack.enter_context(
@@ -445,7 +449,12 @@ def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
             orders.url,
             users.pid,
             orders.pid,
-            {"redis_port": redis_port, "internal_token": internal, "code_dir": code_dir},
+            {
+                "redis_port": redis_port,
+                "internal_token": internal,
+                "signing_key": signing_key,
+                "code_dir": code_dir,
+            },
         )
 
 

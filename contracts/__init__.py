@@ -12,6 +12,10 @@ USER_VERIFICATION_RESPONSE_CHANNEL = "user_verification_response"
 USER_CACHE_TTL_SECONDS = 3600
 INTERNAL_VERIFICATION_PATH = "/internal/users/{user_id}/verification"
 JWKS_PATH = "/.well-known/jwks.json"
+# What travels on these channels, as what is cached under ``user:{user_id}``, carries an
+# authentication tag (``servicekit.tags``: a last member ``"tag"`` in the JSON object) made
+# with a key only the two services hold; without a valid one it is not believed.
+TAGGED_CHANNELS = (USER_VERIFICATION_RESPONSE_CHANNEL,)
 
 
 def user_cache_key(user_id: uuid.UUID | str) -> str:
@@ -19,7 +23,9 @@ def user_cache_key(user_id: uuid.UUID | str) -> str:
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Read strictly: a flag is a JSON true or false, a number a JSON integer. What Redis holds
+    # is not trusted to be well formed ("active": "yes" must not read as active).
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
 
 class VerifyUser(_Message):

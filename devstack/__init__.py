@@ -15,7 +15,7 @@ from devstack.postgres import (
     postgres_problem,
 )
 from devstack.process import START_TIMEOUT, STOP_TIMEOUT, ServerProcess, tail
-from devstack.redis_server import RedisOptions, RedisServer, redis_server_problem
+from devstack.redis_server import RedisOptions, RedisServer, RedisTls, redis_server_problem
 from devstack.service import dockerfile_instruction, image_process, uvicorn_process, venv_path
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "STOP_TIMEOUT",
     "RedisOptions",
     "RedisServer",
+    "RedisTls",
     "ScratchDatabases",
     "ServerProcess",
     "database_url",

@@ -27,13 +27,33 @@ def redis_server_problem() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class RedisTls:
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def server_args(self, port: int) -> list[str]:
+        return [
+            *("--port", "0", "--tls-port", str(port)),
+            *("--tls-cert-file", str(self.cert_file), "--tls-key-file", str(self.key_file)),
+            *("--tls-ca-cert-file", str(self.ca_file), "--tls-auth-clients", "no"),
+        ]
+
+    def client_options(self) -> dict[str, Any]:
+        return {"ssl": True, "ssl_ca_certs": str(self.ca_file), "ssl_cert_reqs": "required"}
+
+
 class RedisOptions(TypedDict, total=False):
     """What a server may have beyond the defaults; each a new key here, read in one place."""
 
-    # More redis-server arguments: ``--user ...`` (ACL), ``--tls-port ...`` with ``--port 0``.
+    # More redis-server arguments: ``--user ...`` (ACL users), ``--requirepass ...``.
     server_args: Sequence[str]
     # Passed to the clients of this server (its readiness probe too): ``username``, ``ssl``...
     client_options: Mapping[str, Any]
+    # TLS only, on the free port: the server's certificate and key, and the CA that signed it
+    # (client certificates are not asked for). Its clients check it against that CA.
+    tls: RedisTls
 
 
 @dataclass(eq=False)
@@ -47,17 +67,22 @@ class RedisServer(ServerProcess):
     def on_free_port(cls, workdir: Path, **options: Unpack[RedisOptions]) -> RedisServer:
         """A server (not started) whose log and working directory are ``workdir``."""
         port = free_port()
+        tls = options.get("tls")
         return cls(
             name=f"redis-server:{port}",
             # An argument list, not a command line: the empty --save value disables RDB.
             argv=[
                 *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no", "--dir", str(workdir)),
+                *(tls.server_args(port) if tls is not None else ()),
                 *options.get("server_args", ()),
             ],
             port=port,
             log_path=workdir / "redis.log",
-            client_options=dict(options.get("client_options", {})),
+            client_options={
+                **(tls.client_options() if tls is not None else {}),
+                **options.get("client_options", {}),
+            },
         )
 
     def is_ready(self) -> bool:

@@ -1,0 +1,1 @@
+"""The Order Service: orders of verified users, placed, listed, read and cancelled."""

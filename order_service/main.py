@@ -20,7 +20,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import JWKS_PATH
+from contracts import JWKS_PATH, TAGGED_CHANNELS
 from order_service.adapters.order_writer import SqlOrderWriter
 from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
@@ -32,12 +32,14 @@ from order_service.services import order_service
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
 from servicekit.database import create_service_engine, create_session_factory, database_check
+from servicekit.errors import StartRefused
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
-from servicekit.redis import RedisCache, create_redis
+from servicekit.redis import RedisCache, check_redis_access, create_service_redis
 from servicekit.redis_bus import RedisBus
-from servicekit.settings import load_settings
+from servicekit.settings import load_settings, require_settings
+from servicekit.tags import TaggedBus, TaggedCache, Tags
 from servicekit.tokens import KeySource, TokenVerifier
 from servicekit.web import Check, create_base_app, health_router
 
@@ -67,32 +69,41 @@ class Adapters:
 
     @classmethod
     def redis(cls, settings: OrderSettings) -> Adapters:
-        redis = create_redis(
-            settings.redis_host,
-            settings.redis_port,
-            name=settings.service_name,
-            connect_timeout=settings.redis_connect_timeout,
-            timeout=settings.redis_timeout,
-        )
+        """Redis with the settings' credentials and TLS, what is read from it checked with
+        the signing key; a start first checks that Redis lets us in (and that there is a
+        key): a refusal stops it, an unreachable Redis does not."""
+        redis = create_service_redis(settings)
         user_service = httpx.AsyncClient(
             base_url=str(settings.user_service_url).rstrip("/"),
             timeout=settings.user_service_timeout,
             headers={"User-Agent": settings.service_name},
         )
+        keys = settings.redis_signing_keys()
+        tags = Tags(keys) if keys else None
+        jwks = JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds)
+
+        @contextlib.asynccontextmanager
+        async def checked_at_start() -> AsyncIterator[None]:
+            if tags is None:
+                raise StartRefused("REDIS_SIGNING_KEY is required by the distributed deployment")
+            await check_redis_access(redis)
+            # The token keys are refetched on the JWKS's max-age, so a withdrawn key goes.
+            async with jwks.refreshing():
+                yield
 
         async def close() -> None:
             await user_service.aclose()
             await redis.aclose()
 
-        keys = JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds)
+        cache: Cache = RedisCache(redis)
+        bus: MessageBus = RedisBus(redis)
         return cls(
-            cache=RedisCache(redis),
-            bus=RedisBus(redis),
-            keys=keys,
+            cache=TaggedCache(cache, tags) if tags is not None else cache,
+            bus=TaggedBus(bus, tags, TAGGED_CHANNELS) if tags is not None else bus,
+            keys=jwks,
             user_service=user_service,
             checks={"redis": redis.ping},
-            # Refetches the keys on the JWKS's max-age, so a withdrawn key goes.
-            beside=keys.refreshing,
+            beside=checked_at_start,
             close=close,
         )
 
@@ -211,7 +222,9 @@ def create_app(
 
 @functools.cache
 def _app() -> FastAPI:
-    settings = load_settings(OrderSettings)
+    settings = require_settings(
+        load_settings(OrderSettings), "redis_signing_key", reason="by the distributed deployment"
+    )
     configure_logging(settings.service_name, settings.log_level)
     return create_app(settings)
 

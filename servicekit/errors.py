@@ -120,3 +120,9 @@ class ServiceUnavailable(AppError):
 class DependencyUnavailable(ServiceUnavailable):
     """A backing service (Redis, Postgres, another service) did not answer; the adapter that
     met the fault raises this, naming the part and its address but no credential."""
+
+
+class StartRefused(Exception):
+    """The service must not start: a configuration only its operator can fix (a credential a
+    backing service refuses, a certificate that does not verify). Its message is the one line
+    the start reports, naming the part and its address but no credential."""

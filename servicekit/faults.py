@@ -38,3 +38,11 @@ def is_dependency_fault(exc: BaseException) -> bool:
 
 # What a Redis call can raise: the client's own errors and the socket's.
 REDIS_FAULTS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+
+
+def fault_text(exc: BaseException) -> str:
+    """A fault for a log line: its type and message. redis-py's own ``repr`` keeps only a
+    category (``network:ConnectionError``), which names neither the server nor the cause.
+    Driver messages name addresses, never a password."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

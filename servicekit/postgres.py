@@ -24,7 +24,7 @@ class PostgresLookups:
     """Single-statement reads on a small asyncpg pool of their own.
 
     Through the engine, a one-row primary-key read costs a session, a checkout and the
-    driver adapter: 500 us where asyncpg alone takes 120 (measured here; docs/benchmarks.md).
+    driver adapter, several times what asyncpg alone takes (docs/benchmarks.md, change 15).
     Only reads that need no transaction belong here. The pool connects on first use and
     replaces connections the server closed; every wait is bounded as the engine's are. A
     connection needs no session reset between these reads (asyncpg still rolls back a
@@ -137,6 +137,8 @@ class PostgresListener:
         self._went_live = asyncio.Event()
         self._sender_exists: str | None = None
         self.live = False
+        url = make_url(dsn)
+        self._address = f"{url.host or 'localhost'}:{url.port or 5432}"
 
     async def start(
         self,
@@ -156,7 +158,11 @@ class PostgresListener:
         try:
             await asyncio.wait_for(self._went_live.wait(), ready_timeout)
         except TimeoutError:
-            log.warning("not listening on %s yet; retrying in the background", self._channel)
+            log.info(
+                "not listening on %s at postgres %s yet; retrying in the background",
+                self._channel,
+                self._address,
+            )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -177,6 +183,10 @@ class PostgresListener:
 
     async def _run(self) -> None:
         delay = self._reconnect_delay
+        # Said once when the feed goes (or cannot start) and once when it is back, not at
+        # every attempt between.
+        lost_since: float | None = None
+        loop = asyncio.get_running_loop()
         while True:
             connection: asyncpg.Connection | None = None
             lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -195,7 +205,16 @@ class PostgresListener:
                 self.live = True
                 self._went_live.set()
                 delay = self._reconnect_delay
-                log.info("listening on %s", self._channel)
+                if lost_since is not None:
+                    log.warning(
+                        "listening on %s at postgres %s again after %.1fs",
+                        self._channel,
+                        self._address,
+                        loop.time() - lost_since,
+                    )
+                    lost_since = None
+                else:
+                    log.info("listening on %s at postgres %s", self._channel, self._address)
                 while True:
                     try:
                         await asyncio.wait_for(asyncio.shield(lost), self._check_interval)
@@ -205,7 +224,16 @@ class PostgresListener:
                     raise ConnectionError("the listening connection closed")
             except Exception as exc:  # whatever it was, the feed is not live; keep trying
                 self._lost(lost)
-                log.warning("lost %s (%r); listening again in %.1fs", self._channel, exc, delay)
+                if lost_since is None:
+                    lost_since = loop.time()
+                    log.warning(
+                        "not listening on %s at postgres %s (%r); retrying until it is back",
+                        self._channel,
+                        self._address,
+                        exc,
+                    )
+                else:
+                    log.debug("postgres %s still unavailable: %r", self._address, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_reconnect_delay)
             finally:

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from pathlib import Path
 
+import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from servicekit.errors import DependencyUnavailable
-from servicekit.faults import REDIS_FAULTS
+from servicekit.errors import DependencyUnavailable, StartRefused
+from servicekit.faults import REDIS_FAULTS, fault_text
 from servicekit.ratelimit import RateDecision
+from servicekit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +34,24 @@ def create_redis(
     connect_timeout: float,
     timeout: float,
     max_connections: int = 64,
+    username: str | None = None,
+    password: str | None = None,
+    tls: bool = False,
+    tls_ca_file: Path | None = None,
 ) -> Redis:
+    """A client that authenticates on every connection when ``password`` is given (as the ACL
+    user ``username``, or the default user) and speaks TLS when ``tls`` is set, checking the
+    server's certificate against ``tls_ca_file`` (else the system's trust store) and its name
+    against ``host``. The bus (``servicekit.resp``) connects with these same options."""
+    options: dict[str, object] = {}
+    if tls:
+        options = {
+            "ssl": True,
+            "ssl_cert_reqs": "required",
+            "ssl_check_hostname": True,
+            "ssl_ca_certs": str(tls_ca_file) if tls_ca_file is not None else None,
+            "ssl_min_version": ssl.TLSVersion.TLSv1_2,
+        }
     return Redis(
         host=host,
         port=port,
@@ -40,7 +61,68 @@ def create_redis(
         client_name=name,
         max_connections=max_connections,
         health_check_interval=10,
+        username=username if password is not None else None,
+        password=password,
+        **options,  # type: ignore[arg-type]
     )
+
+
+def create_service_redis(settings: ServiceSettings) -> Redis:
+    """The service's client, from its settings: address, timeouts, credentials, TLS."""
+    return create_redis(
+        settings.redis_host,
+        settings.redis_port,
+        name=settings.service_name,
+        connect_timeout=settings.redis_connect_timeout,
+        timeout=settings.redis_timeout,
+        username=settings.redis_username,
+        password=(
+            settings.redis_password.get_secret_value()
+            if settings.redis_password is not None
+            else None
+        ),
+        tls=settings.redis_ssl,
+        tls_ca_file=settings.redis_ssl_ca_certs,
+    )
+
+
+# What a server answers a client it will not let in: wrong or missing credentials, or an ACL
+# user without the commands or keys the services need.
+_REFUSALS = ("WRONGPASS", "NOAUTH", "NOPERM", "invalid username-password")
+
+
+async def check_redis_access(client: Redis) -> None:
+    """Once at start: a server that refuses our credentials, or a TLS handshake that fails,
+    is a configuration to fix and stops the start (``StartRefused``, one line naming the
+    address); a server that does not answer is an outage the service lives through, logged
+    once."""
+    address = address_of(client)
+    try:
+        await client.ping()
+    except redis.exceptions.AuthenticationError as exc:
+        raise StartRefused(f"redis at {address} refused our credentials: {exc}") from None
+    except redis.exceptions.ResponseError as exc:
+        if any(refusal in str(exc) for refusal in _REFUSALS):
+            raise StartRefused(f"redis at {address} refused our credentials: {exc}") from None
+        raise StartRefused(f"redis at {address} refused a PING: {exc}") from None
+    except REDIS_FAULTS as exc:
+        failed_tls = _tls_failure(exc)
+        if failed_tls is not None:
+            raise StartRefused(f"redis at {address}: TLS failed: {failed_tls}") from None
+        log.warning(
+            "redis at %s is unavailable at start (%s); starting without it, it is tried again",
+            address,
+            fault_text(exc),
+        )
+
+
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def address_of(client: Redis) -> str:
@@ -50,7 +132,8 @@ def address_of(client: Redis) -> str:
 
 
 def unavailable(address: str, cause: object) -> DependencyUnavailable:
-    return DependencyUnavailable(f"redis at {address} is unavailable: {cause!r}")
+    reason = fault_text(cause) if isinstance(cause, BaseException) else str(cause)
+    return DependencyUnavailable(f"redis at {address} is unavailable: {reason}")
 
 
 def _as_bytes(value: bytes | str | None) -> bytes | None:
@@ -190,9 +273,9 @@ class RedisRateLimiter:
             count, ttl = await self._hit(keys=[self._prefix + key], args=[window_seconds])
         except REDIS_FAULTS as exc:
             log.warning(
-                "rate limiter: redis at %s unavailable, allowing the request (fail open): %r",
+                "rate limiter: redis at %s unavailable, allowing the request (fail open): %s",
                 self._address,
-                exc,
+                fault_text(exc),
             )
             return RateDecision(True, 0, window_seconds)
         count = int(count)
@@ -203,9 +286,9 @@ class RedisRateLimiter:
             count, ttl = await self._peek(keys=[self._prefix + key], args=[])
         except REDIS_FAULTS as exc:
             log.warning(
-                "rate limiter: redis at %s unavailable, allowing the request (fail open): %r",
+                "rate limiter: redis at %s unavailable, allowing the request (fail open): %s",
                 self._address,
-                exc,
+                fault_text(exc),
             )
             return RateDecision(True, 0, window_seconds)
         count = int(count)

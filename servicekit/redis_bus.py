@@ -11,7 +11,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from servicekit.bus import Dispatcher, Handler
-from servicekit.faults import REDIS_FAULTS
+from servicekit.faults import REDIS_FAULTS, fault_text
 from servicekit.redis import unavailable
 from servicekit.resp import (
     PipelinedClient,
@@ -64,7 +64,10 @@ class RedisBus:
         try:
             await asyncio.wait_for(self.subscribed.wait(), ready_timeout)
         except TimeoutError:
-            log.warning("redis bus not subscribed yet; it keeps retrying in the background")
+            log.info(
+                "redis bus at %s not subscribed yet; it keeps retrying in the background",
+                self._address.label,
+            )
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -101,6 +104,10 @@ class RedisBus:
     async def _listen(self) -> None:
         delay = self._reconnect_delay
         channels = [channel.encode() for channel in self._dispatcher.handlers]
+        # Said once when the subscription goes (or cannot be made at start) and once when it
+        # is back, not at every attempt between: an outage is two lines in the log.
+        lost_since: float | None = None
+        ever_subscribed = False
         while True:
             connection: RespProtocol | None = None
             try:
@@ -110,16 +117,34 @@ class RedisBus:
                 async with asyncio.timeout(self._address.timeout):
                     await self.subscribed.wait()
                 delay = self._reconnect_delay
-                log.info("subscribed to %s", ", ".join(self._dispatcher.handlers))
+                if lost_since is not None:
+                    log.warning(
+                        "redis bus at %s: subscribed again to %s after %.1fs",
+                        self._address.label,
+                        ", ".join(self._dispatcher.handlers),
+                        time.monotonic() - lost_since,
+                    )
+                    lost_since = None
+                else:
+                    log.info("subscribed to %s", ", ".join(self._dispatcher.handlers))
+                ever_subscribed = True
                 await self._watch(connection)
             except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
                 self.subscribed.clear()
-                log.warning(
-                    "redis bus at %s lost its subscription (%r); retrying in %.1fs",
-                    self._address.label,
-                    exc,
-                    delay,
-                )
+                if lost_since is None:
+                    lost_since = time.monotonic()
+                    log.warning(
+                        "redis bus at %s %s (%s); retrying in the background until it is back",
+                        self._address.label,
+                        "lost its subscription" if ever_subscribed else "cannot subscribe",
+                        fault_text(exc),
+                    )
+                else:
+                    log.debug(
+                        "redis bus at %s still unavailable: %s",
+                        self._address.label,
+                        fault_text(exc),
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_reconnect_delay)
             finally:

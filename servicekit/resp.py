@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, cast
 
 import redis.exceptions
 from redis.asyncio import Redis
+from redis.asyncio.connection import RedisSSLContext, SSLConnection
 
 Reply: TypeAlias = "bytes | int | redis.exceptions.ResponseError | list[Reply] | None"
 
@@ -143,8 +145,10 @@ class RedisAddress:
     name: str | None
     connect_timeout: float
     timeout: float
-    username: str | None = None
-    password: str | None = None
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    # Set when the client speaks TLS: the context its own connections use.
+    tls: ssl.SSLContext | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, client: Redis) -> RedisAddress:
@@ -160,6 +164,7 @@ class RedisAddress:
             timeout=timeout,
             username=options.get("username"),
             password=options.get("password"),
+            tls=tls_context_of(client),
         )
 
     @property
@@ -178,6 +183,28 @@ class RedisAddress:
         return commands
 
 
+def tls_context_of(client: Redis) -> ssl.SSLContext | None:
+    """The TLS context of a redis-py client's connections, or None if it speaks plain TCP:
+    built by redis-py's own builder from the client's own options, so that both clients
+    check the server the same way."""
+    pool = client.connection_pool
+    if not issubclass(pool.connection_class, SSLConnection):
+        return None
+    options: dict[str, Any] = pool.connection_kwargs
+    return RedisSSLContext(
+        keyfile=options.get("ssl_keyfile"),
+        certfile=options.get("ssl_certfile"),
+        cert_reqs=options.get("ssl_cert_reqs", "required"),
+        ca_certs=options.get("ssl_ca_certs"),
+        ca_data=options.get("ssl_ca_data"),
+        ca_path=options.get("ssl_ca_path"),
+        check_hostname=options.get("ssl_check_hostname", True),
+        min_version=options.get("ssl_min_version"),
+        ciphers=options.get("ssl_ciphers"),
+        password=options.get("ssl_password"),
+    ).get()
+
+
 async def connect(address: RedisAddress, on_reply: Callable[[Reply], None]) -> RespProtocol:
     """A connection past its handshake; every later reply goes to ``on_reply``."""
     loop = asyncio.get_running_loop()
@@ -188,6 +215,8 @@ async def connect(address: RedisAddress, on_reply: Callable[[Reply], None]) -> R
                 lambda: RespProtocol(lambda reply: _answer(handshake, reply)),
                 address.host,
                 address.port,
+                ssl=address.tls,
+                server_hostname=address.host if address.tls is not None else None,
             )
     except (OSError, TimeoutError) as exc:
         raise redis.exceptions.ConnectionError(
@@ -212,7 +241,9 @@ async def connect(address: RedisAddress, on_reply: Callable[[Reply], None]) -> R
     for answer in answers:
         if isinstance(answer, redis.exceptions.ResponseError):
             protocol.close()
-            raise answer
+            refused = str(answer).startswith(("WRONGPASS", "NOAUTH", "NOPERM"))
+            kind = redis.exceptions.AuthenticationError if refused else type(answer)
+            raise kind(f"redis at {address.label} refused the handshake: {answer}")
     protocol.on_reply = on_reply
     return protocol
 

@@ -15,6 +15,9 @@ from sqlalchemy.exc import ArgumentError
 
 S = TypeVar("S", bound=BaseSettings)
 
+# A key shorter than HMAC-SHA256's output would be the weak part of the tag.
+SIGNING_KEY_MIN_LENGTH = 32
+
 # The async drivers the services are built and pinned for.
 DATABASE_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
@@ -32,6 +35,18 @@ class ServiceSettings(BaseSettings):
     redis_port: int = Field(6379, ge=1, le=65535)
     redis_connect_timeout: float = Field(0.25, gt=0, le=10)
     redis_timeout: float = Field(0.25, gt=0, le=10)
+    # Every connection to Redis (cache, rate limiter, bus) authenticates with these when the
+    # password is set (an ACL user, or the default user when the username is empty) ...
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    # ... and speaks TLS when asked, checking the server's certificate against this CA file
+    # (the system's trust store when unset) and its name against REDIS_HOST.
+    redis_ssl: bool = False
+    redis_ssl_ca_certs: Path | None = None
+    # The keys of the tags on what the services leave in Redis (servicekit.tags): one key, or
+    # several separated by commas while rotating (the first signs, any of them verifies).
+    # Required by the distributed deployment (``require_signing_key``).
+    redis_signing_key: SecretStr | None = None
     data_dir: Path = Path("data")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -61,6 +76,38 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"must be a {' or '.join(d + '://' for d in DATABASE_DRIVERS)} URL")
         return value
 
+    @field_validator(
+        "redis_username", "redis_password", "redis_ssl_ca_certs", "redis_signing_key", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `make` and compose pass an unset variable on as an empty one.
+        return None if value == "" else value
+
+    @field_validator("redis_signing_key")
+    @classmethod
+    def _long_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            shortest = min(len(key) for key in value.get_secret_value().split(","))
+            if shortest < SIGNING_KEY_MIN_LENGTH:
+                raise ValueError(
+                    f"at least {SIGNING_KEY_MIN_LENGTH} characters per key, got {shortest}"
+                )
+        return value
+
+    @field_validator("redis_ssl_ca_certs")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    def redis_signing_keys(self) -> list[bytes]:
+        """The signing keys, the one that signs first; empty when none is configured."""
+        if self.redis_signing_key is None:
+            return []
+        return [key.encode() for key in self.redis_signing_key.get_secret_value().split(",")]
+
 
 def load_settings(cls: type[S], **overrides: Any) -> S:
     """Build settings from the environment; on a bad or missing value, stop with one clear line."""
@@ -69,6 +116,17 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
     except ValidationError as exc:
         print(f"configuration error ({cls.__name__}): {describe(cls, exc)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def require_settings(settings: S, *names: str, reason: str) -> S:
+    """Settings optional in general that this deployment needs: unset, one clear line and
+    exit, as for a missing required setting (``REDIS_SIGNING_KEY: required by ..., not set``)."""
+    missing = [name.upper() for name in names if getattr(settings, name) is None]
+    if missing:
+        problems = "; ".join(f"{name}: required {reason}, not set" for name in missing)
+        print(f"configuration error ({type(settings).__name__}): {problems}", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
 
 
 # The unit of a setting's number, from its name (the environment variable's name says it).

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import gc
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
 from fastapi.responses import JSONResponse
 from fastapi.security.base import SecurityBase
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit.cors import ProblemCORSMiddleware, cors_middleware_options
-from servicekit.errors import AppError, InvalidToken, Unauthorized
+from servicekit.errors import AppError, InvalidToken, StartRefused, Unauthorized
 from servicekit.handlers import install_error_handlers
 from servicekit.middleware import DEFAULT_MAX_HEADER_BYTES, RequestContextMiddleware
 from servicekit.tokens import AccessClaims, TokenError, TokenVerifier
@@ -95,16 +97,39 @@ def create_base_app(
         )
     if token_url is not None:
         _point_password_flows_at(app, token_url)
+    app.add_middleware(StartRefusalMiddleware)
     return app
+
+
+class StartRefusalMiddleware:
+    """Tells the server why the start was refused in the one line of a ``StartRefused``,
+    instead of the traceback the framework reports a failed start with."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_reason(message: Message) -> None:
+            # Sent from the handler of the failure, so it is the exception being handled.
+            refusal = sys.exception()
+            if message["type"] == "lifespan.startup.failed" and isinstance(refusal, StartRefused):
+                message = {**message, "message": str(refusal)}
+            await send(message)
+
+        await self.app(scope, receive, send_reason)
 
 
 def _frozen_after_start(lifespan: Any) -> Any:
     """Once the app has started, what it built to serve (modules, routes, models, pools) moves
     out of the collector's reach with ``gc.freeze()``: a full collection then walks only what
-    requests made, instead of some 130,000 startup objects (75 ms here) in the middle of a
-    request. And the youngest generation is collected every 20,000 allocations instead of
-    700: a request allocates a few thousand objects, nearly all gone when it ends, so the
-    collector ran several times a request to find little. Both are undone when the last app
+    requests made, instead of every startup object in the middle of a request. And the
+    youngest generation is collected every 20,000 allocations instead of 700: a request
+    allocates a few thousand objects, nearly all gone when it ends, so the collector ran
+    several times a request to find little. Both are undone when the last app
     of the process stops (tests run several at once)."""
 
     @contextlib.asynccontextmanager
@@ -172,7 +197,7 @@ class BearerAuth(SecurityBase, Generic[P]):
     (FastAPI reads ``model`` and ``scheme_name``); on a request it reads the one
     ``Authorization`` header, verifies the token and returns ``principal(request, claims)``.
     One dependency instead of a scheme, a verifier and a caller chained: each dependency
-    FastAPI solves costs about 14 us per request, measured here.
+    FastAPI solves has a cost per request (docs/benchmarks.md).
     """
 
     def __init__(

@@ -1,53 +1,110 @@
-"""The User Service's composition root: builds its parts, and its app for port 8001.
+"""The User Service's composition root: ``build_user_service`` assembles its parts,
+``create_app`` its app; the distributed deployment (port 8001), the single process and the
+tests all go through them.
 
-``build_user_service`` takes its adapters as arguments, so the single process passes
-in-process ones and the distributed deployment Redis ones; nothing connects at import.
+Both take their adapters as arguments, so the single process and the tests pass in-process
+ones and the distributed deployment Redis ones; nothing connects at import.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import VERIFY_USER_CHANNEL
-from servicekit.bus import MessageBus
-from servicekit.cache import Cache
+from contracts import TAGGED_CHANNELS, VERIFY_USER_CHANNEL
+from servicekit.bus import InMemoryBus, MessageBus
+from servicekit.cache import Cache, InMemoryCache
 from servicekit.database import create_service_engine, create_session_factory, database_check
+from servicekit.errors import StartRefused
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresLookups
-from servicekit.ratelimit import RateLimiter
-from servicekit.redis import RedisCache, RedisRateLimiter, create_redis
+from servicekit.ratelimit import InMemoryRateLimiter, RateLimiter
+from servicekit.redis import (
+    RedisCache,
+    RedisRateLimiter,
+    check_redis_access,
+    create_service_redis,
+)
 from servicekit.redis_bus import RedisBus
-from servicekit.settings import load_settings
+from servicekit.settings import load_settings, require_settings
+from servicekit.tags import TaggedBus, TaggedCache, Tags
 from servicekit.tokens import StaticKeySource, TokenVerifier
-from servicekit.web import create_base_app, health_router
-from user_service.core.auth import KeyRing, PasswordHasher, TokenIssuer, load_or_create_dev_key
-from user_service.core.config import UserSettings, configured_signing_keys
-from user_service.core.database import MIGRATIONS, VERSION_TABLE, UserUnitOfWork
-from user_service.core.state import UserServiceState
-from user_service.repositories.user_repository import (
+from servicekit.web import Check, create_base_app, health_router
+from user_service.adapters.sql_unit_of_work import SqlUserUnitOfWork
+from user_service.adapters.user_standings import (
     USER_CHANGES_CHANNEL,
     USER_CHANGES_SENDER_EXISTS,
-    PostgresUserStates,
-    RememberedUserStates,
-    SessionUserStates,
-    UserStates,
+    PostgresUserStandings,
+    RememberedUserStandings,
+    SqlUserStandings,
 )
+from user_service.core.auth import KeyRing, PasswordHasher, TokenIssuer, load_or_create_dev_key
+from user_service.core.config import UserSettings, configured_signing_keys
+from user_service.core.database import MIGRATIONS, VERSION_TABLE
 from user_service.routers import auth_router, user_router
-from user_service.routers.dependencies import STATE_KEY
+from user_service.routers.dependencies import STATE_KEY, UserServiceState
 from user_service.routers.verification_consumer import verification_handler
+from user_service.services.ports import UserStandings
+
+__all__ = ["STATE_KEY", "Adapters", "build_user_service", "create_app", "routers"]
 
 VERSION = "1.0.0"
 
 
 def routers() -> list[APIRouter]:
     return [user_router.router, auth_router.router]
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """What the service shares with others: Redis in the distributed deployment, in-process
+    twins in tests. ``checks`` join the database's in ``/ready``; ``beside`` runs next to the
+    service for its lifetime (Redis: a check at start); ``close`` runs last."""
+
+    cache: Cache
+    bus: MessageBus
+    limiter: RateLimiter
+    checks: dict[str, Check] = field(default_factory=dict)
+    beside: Callable[[], contextlib.AbstractAsyncContextManager[object]] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+
+    @classmethod
+    def in_process(cls) -> Adapters:
+        return cls(InMemoryCache(), InMemoryBus(), InMemoryRateLimiter())
+
+    @classmethod
+    def redis(cls, settings: UserSettings) -> Adapters:
+        """Redis with the settings' credentials and TLS; cache entries and verification
+        replies tagged with the signing key. A start first checks that Redis lets us in (and
+        that there is a key): a refusal stops it, an unreachable Redis does not."""
+        redis = create_service_redis(settings)
+        keys = settings.redis_signing_keys()
+        tags = Tags(keys) if keys else None
+
+        @contextlib.asynccontextmanager
+        async def checked_at_start() -> AsyncIterator[None]:
+            if tags is None:
+                raise StartRefused("REDIS_SIGNING_KEY is required by the distributed deployment")
+            await check_redis_access(redis)
+            yield
+
+        cache: Cache = RedisCache(redis)
+        bus: MessageBus = RedisBus(redis)
+        return cls(
+            TaggedCache(cache, tags) if tags is not None else cache,
+            TaggedBus(bus, tags, TAGGED_CHANNELS) if tags is not None else bus,
+            RedisRateLimiter(redis),
+            checks={"redis": redis.ping},
+            beside=checked_at_start,
+            close=redis.aclose,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -70,17 +127,17 @@ async def build_user_service(
         sessions = create_session_factory(engine)
         lookups = create_session_factory(engine, read_only=True)
 
-        def new_uow(*, read_only: bool = False) -> UserUnitOfWork:
-            return UserUnitOfWork(lookups if read_only else sessions)
+        def new_uow(*, read_only: bool = False) -> SqlUserUnitOfWork:
+            return SqlUserUnitOfWork(lookups if read_only else sessions)
 
-        user_states: UserStates = SessionUserStates(lookups)
+        user_standings: UserStandings = SqlUserStandings(lookups)
         postgres = PostgresLookups.of(settings)
         if postgres is not None:
             await postgres.start()
             stack.push_async_callback(postgres.close)
             listener = postgres.listener(USER_CHANGES_CHANNEL)
-            remembered = RememberedUserStates(
-                PostgresUserStates(postgres), live=lambda: listener.live
+            remembered = RememberedUserStandings(
+                PostgresUserStandings(postgres), live=lambda: listener.live
             )
             await listener.start(
                 on_notify=remembered.changed,
@@ -88,7 +145,7 @@ async def build_user_service(
                 sender_exists=USER_CHANGES_SENDER_EXISTS,
             )
             stack.push_async_callback(listener.close)
-            user_states = remembered
+            user_standings = remembered
 
         ring = configured_signing_keys(settings)
         if ring is None:
@@ -103,7 +160,7 @@ async def build_user_service(
         state = UserServiceState(
             settings=settings,
             new_uow=new_uow,
-            user_states=user_states,
+            user_standings=user_standings,
             cache=cache,
             hasher=hasher,
             limiter=limiter,
@@ -124,36 +181,34 @@ async def build_user_service(
         yield state
 
 
-def create_app(settings: UserSettings | None = None) -> FastAPI:
-    """The distributed User Service: Postgres and Redis from the environment."""
+def create_app(
+    settings: UserSettings | None = None, *, adapters: Adapters | None = None
+) -> FastAPI:
+    """The User Service's app: its database from the settings, Redis adapters unless others
+    are given."""
     settings = settings or load_settings(UserSettings)
-    configure_logging(settings.service_name, settings.log_level)
     engine = create_service_engine(settings)
-    redis = create_redis(
-        settings.redis_host,
-        settings.redis_port,
-        name=settings.service_name,
-        connect_timeout=settings.redis_connect_timeout,
-        timeout=settings.redis_timeout,
-    )
+    shared = adapters or Adapters.redis(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = RedisBus(redis)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
-            stack.push_async_callback(redis.aclose)
+            if shared.close is not None:
+                stack.push_async_callback(shared.close)
+            if shared.beside is not None:
+                await stack.enter_async_context(shared.beside())
             state = await stack.enter_async_context(
                 build_user_service(
                     settings,
-                    cache=RedisCache(redis),
-                    bus=bus,
-                    limiter=RedisRateLimiter(redis),
+                    cache=shared.cache,
+                    bus=shared.bus,
+                    limiter=shared.limiter,
                     engine=engine,
                 )
             )
-            await bus.start()
-            stack.push_async_callback(bus.close)
+            await shared.bus.start()
+            stack.push_async_callback(shared.bus.close)
             yield {STATE_KEY: state}
 
     app = create_base_app(
@@ -168,14 +223,18 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
     for router in routers():
         app.include_router(router)
     app.include_router(
-        health_router("user_service", {"database": database_check(engine), "redis": redis.ping})
+        health_router("user_service", {"database": database_check(engine), **shared.checks})
     )
     return app
 
 
 @functools.cache
 def _app() -> FastAPI:
-    return create_app()
+    settings = require_settings(
+        load_settings(UserSettings), "redis_signing_key", reason="by the distributed deployment"
+    )
+    configure_logging(settings.service_name, settings.log_level)
+    return create_app(settings)
 
 
 def __getattr__(name: str) -> Any:

@@ -57,13 +57,14 @@ class HttpUserVerifier:
             )
             response.raise_for_status()
             body = response.json()
-            return UserStanding(
-                exists=bool(body["exists"]),
-                active=bool(body["active"]),
-                source="http",
-                session_epoch=int(body.get("session_epoch", 0)),
-            )
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            exists, active = body["exists"], body["active"]
+            epoch = body.get("session_epoch", 0)  # absent from older user services
+            if not (isinstance(exists, bool) and isinstance(active, bool)):
+                raise TypeError("exists and active must be JSON booleans")
+            if type(epoch) is not int or epoch < 0:
+                raise TypeError("session_epoch must be a JSON integer, 0 or more")
+            return UserStanding(exists=exists, active=active, source="http", session_epoch=epoch)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             log.warning("user service did not answer the verification of %s: %r", user_id, exc)
             raise UserVerificationUnavailable() from None
 

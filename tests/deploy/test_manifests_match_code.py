@@ -150,12 +150,21 @@ def test_the_config_maps_values_are_valid_settings(
         monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://u@postgres:5432/db")
         monkeypatch.setenv("INTERNAL_API_TOKEN", "x" * 32)
         monkeypatch.delenv("JWT_PRIVATE_KEY", raising=False)
+        if workload["kind"] == "Deployment":  # the servers; a migration Job needs no Redis
+            assert "REDIS_SIGNING_KEY" in environment(rendering, server), "required to serve"
+        monkeypatch.setenv("REDIS_SIGNING_KEY", "x" * 32)
         loaded = settings()
         assert loaded.migrate_on_start is False, "the migration Job migrates, not the replicas"
 
 
 def test_secrets_come_from_secrets_and_the_base_contains_none(rendering: Rendering) -> None:
-    secret_like = {"DATABASE_URL", "INTERNAL_API_TOKEN", "JWT_PRIVATE_KEY", "REDIS_PASSWORD"}
+    secret_like = {
+        "DATABASE_URL",
+        "INTERNAL_API_TOKEN",
+        "JWT_PRIVATE_KEY",
+        "REDIS_PASSWORD",
+        "REDIS_SIGNING_KEY",
+    }
     for workload in service_workloads(rendering):
         for container in containers(workload):
             for name, value in environment(rendering, container).items():

@@ -31,7 +31,7 @@ from tests.support.backing import postgres_database, private_redis
 from tests.support.distributed import ORDER_DOCKERFILE, ROOT, USER_DOCKERFILE
 from user_service.core.database import MIGRATIONS as USER_MIGRATIONS
 from user_service.core.database import VERSION_TABLE as USER_VERSION_TABLE
-from user_service.models import Base as UserBase
+from user_service.models import metadata as user_metadata
 
 TOKEN = "migration-lock-test-internal-token"
 REPLICAS = 2
@@ -65,6 +65,7 @@ def base_env(redis: RedisServer, folder: Path) -> dict[str, str]:
         "REDIS_HOST": "127.0.0.1",
         "REDIS_PORT": str(redis.port),
         "INTERNAL_API_TOKEN": TOKEN,
+        "REDIS_SIGNING_KEY": "signing-key-of-the-migration-lock-test",
         "DATA_DIR": str(folder / "data"),
         "LOG_LEVEL": "WARNING",
     }
@@ -137,7 +138,7 @@ async def test_replicas_started_together_migrate_a_fresh_database_once(
             log = server.log_path.read_text()
             assert "Traceback" not in log, f"{server.name}:\n{tail(server.log_path)}"
             assert '"ERROR"' not in log, f"{server.name}:\n{tail(server.log_path)}"
-        await check_schema(user_url, USER_MIGRATIONS, USER_VERSION_TABLE, UserBase.metadata)
+        await check_schema(user_url, USER_MIGRATIONS, USER_VERSION_TABLE, user_metadata)
         await check_schema(order_url, ORDER_MIGRATIONS, ORDER_VERSION_TABLE, OrderBase.metadata)
 
 
@@ -178,4 +179,4 @@ async def test_a_waiting_replica_changes_nothing_and_goes_on_once_the_release_mi
         assert (code, out.strip()) == (0, "user_service: migrations applied"), err
         code, out, err = await finished(waiting)
         assert (code, out.strip()) == (0, "user_service: schema at head"), err
-        await check_schema(url, USER_MIGRATIONS, USER_VERSION_TABLE, UserBase.metadata)
+        await check_schema(url, USER_MIGRATIONS, USER_VERSION_TABLE, user_metadata)

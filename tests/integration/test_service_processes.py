@@ -12,6 +12,7 @@ from tests.support.distributed import ORDER_DOCKERFILE, ROOT, USER_DOCKERFILE, D
 VALID = {
     "DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/never_used",
     "INTERNAL_API_TOKEN": "a-service-credential-of-some-length",
+    "REDIS_SIGNING_KEY": "a-signing-key-of-at-least-32-characters",
     "REDIS_HOST": "127.0.0.1",
     "REDIS_PORT": "6379",
 }
@@ -49,6 +50,7 @@ BAD_SETTINGS: list[tuple[Path, dict[str, str | None], str]] = [
     (USER_DOCKERFILE, {"DATABASE_URL": "postgres://x@y/z"}, "DATABASE_URL"),
     (USER_DOCKERFILE, {"INTERNAL_API_TOKEN": "short"}, "INTERNAL_API_TOKEN"),
     (ORDER_DOCKERFILE, {"REDIS_PORT": "sixty"}, "REDIS_PORT"),
+    (ORDER_DOCKERFILE, {"REDIS_SIGNING_KEY": "too-short"}, "REDIS_SIGNING_KEY"),
     (ORDER_DOCKERFILE, {"USER_SERVICE_URL": "user-service:8001"}, "USER_SERVICE_URL"),
 ]
 

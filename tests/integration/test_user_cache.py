@@ -16,10 +16,14 @@ from servicekit.errors import ServiceUnavailable
 from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.redis import RedisCache
 from tests.support.deployments import single_process_settings
-from user_service.core.state import UserServiceState
 from user_service.errors import InvalidCredentials
 from user_service.main import build_user_service
-from user_service.services import user_service
+from user_service.routers.dependencies import UserServiceState
+from user_service.services.cached_user import refresh_cached_user
+from user_service.services.deactivation import deactivate_user
+from user_service.services.login import authenticate
+from user_service.services.profile import get_active_user
+from user_service.services.registration import register_user
 
 PASSWORD = "correct horse battery staple"
 
@@ -34,7 +38,7 @@ async def state(redis_client: Redis, tmp_path: Path) -> AsyncIterator[UserServic
 
 
 async def _register(state: UserServiceState) -> uuid.UUID:
-    user = await user_service.register_user(
+    user = await register_user(
         state.new_uow(),
         state.cache,
         state.hasher,
@@ -74,7 +78,7 @@ async def test_deactivation_overwrites_the_cache_at_once(
 ) -> None:
     user_id = await _register(state)
     before = await _cached(redis_client, user_id)
-    await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
+    await deactivate_user(state.new_uow(), state.cache, user_id=user_id)
     after = await _cached(redis_client, user_id)
     assert after.active is False
     assert after.version > before.version
@@ -87,13 +91,13 @@ async def test_deactivation_fails_whole_when_redis_is_down(
     await redis_server.stop()
     try:
         with pytest.raises(ServiceUnavailable):
-            await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
+            await deactivate_user(state.new_uow(), state.cache, user_id=user_id)
     finally:
         await redis_server.start()
     # Nothing changed: the account is still active in the database and can log in.
-    user = await user_service.get_active_user(state.new_uow(), user_id=user_id)
+    user = await get_active_user(state.new_uow(), user_id=user_id)
     assert user.is_active
-    await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
+    await deactivate_user(state.new_uow(), state.cache, user_id=user_id)
     assert (await _cached(redis_client, user_id)).active is False
 
 
@@ -103,12 +107,12 @@ async def test_a_late_login_cannot_bring_back_active_in_the_cache(
     """A login that read the user before a deactivation and writes the cache after it must
     not mark the user active again for the rest of the hour."""
     user_id = await _register(state)
-    stale = await user_service.get_active_user(state.new_uow(), user_id=user_id)
-    await user_service.deactivate_user(state.new_uow(), state.cache, user_id=user_id)
-    await user_service.refresh_cached_user(state.cache, stale)
+    stale = await get_active_user(state.new_uow(), user_id=user_id)
+    await deactivate_user(state.new_uow(), state.cache, user_id=user_id)
+    await refresh_cached_user(state.cache, stale.standing)
     assert (await _cached(redis_client, user_id)).active is False
     with pytest.raises(InvalidCredentials):
-        await user_service.authenticate(
+        await authenticate(
             state.new_uow(),
             state.cache,
             state.hasher,

@@ -201,13 +201,39 @@ async def test_a_miss_sends_one_request_and_takes_its_reply(
     assert str(reply.user_id) == account.id
     assert (reply.exists, reply.active) == (True, True)
     [wire_reply] = [m for m in watch.messages if m.channel == USER_VERIFICATION_RESPONSE_CHANNEL]
-    assert set(wire_reply.body) == {"request_id", "user_id", "exists", "active", "session_epoch"}
+    # The reply carries its tag (servicekit.tags), made with the key only the services hold.
+    assert set(wire_reply.body) == {
+        "request_id",
+        "user_id",
+        "exists",
+        "active",
+        "session_epoch",
+        "tag",
+    }
     assert len(watch.messages) == 2  # nothing else on either channel
 
     # Answering refilled the cache: the next order is a hit again.
     refilled, _ = await cached_user(stack, account.id)
     assert refilled is not None
     assert refilled.active is True
+
+
+async def test_an_entry_without_a_valid_tag_is_a_miss(
+    stack: DistributedStack, stack_api: Api
+) -> None:
+    """Whoever can write to Redis cannot answer for the user service: an entry as the design
+    describes it, but without the services' tag, is not believed; the order service asks."""
+    account = await stack_api.account()
+    forged = CachedUser(id=uuid.UUID(account.id), email=account.email, active=True, version=10**9)
+    async with stack.redis.client() as client:
+        await client.set(user_cache_key(account.id), forged.model_dump_json(), ex=3600)
+    async with watch_channels(stack) as watch:
+        created = await stack_api.create_order(account.token)
+        assert created.status_code == 201, created.text
+        await watch.settle()
+    [request] = watch.requests(account.id)
+    [reply] = watch.replies(request.request_id)
+    assert (reply.exists, reply.active) == (True, True)
 
 
 async def test_user_service_down_and_cold_cache_is_503_and_writes_nothing(

@@ -6,8 +6,9 @@ import contextlib
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Unpack
 
-from devstack import ScratchDatabases, postgres_problem, redis_server_problem
+from devstack import RedisOptions, ScratchDatabases, postgres_problem, redis_server_problem
 from devstack.aio import RedisServer
 from tests.support.distributed import ADMIN_DSN, unavailable
 
@@ -27,12 +28,12 @@ async def postgres_database(prefix: str = "test") -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def private_redis() -> AsyncIterator[RedisServer]:
+async def private_redis(**options: Unpack[RedisOptions]) -> AsyncIterator[RedisServer]:
     problem = redis_server_problem()
     if problem is not None:
         unavailable(problem)
     with tempfile.TemporaryDirectory(prefix="redis-") as workdir:
-        server = RedisServer.on_free_port(Path(workdir))
+        server = RedisServer.on_free_port(Path(workdir), **options)
         await server.start()
         try:
             yield server

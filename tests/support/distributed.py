@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import pytest
 from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, VERIFY_USER_CHANNEL
 from devstack import (
     DEFAULT_ADMIN_DSN,
+    RedisOptions,
     ScratchDatabases,
     free_port,
     image_process,
@@ -77,6 +79,10 @@ def require_backing_services() -> None:
     problem = backing_services_problem()
     if problem is not None:
         unavailable(problem)
+
+
+# The key of the tags on what the services leave in Redis: the same for every stack's services.
+SIGNING_KEY = "signing-" + secrets.token_urlsafe(32)
 
 
 @dataclass
@@ -139,6 +145,7 @@ class DistributedStack:
             REDIS_HOST="127.0.0.1",
             REDIS_PORT=str(self.redis.port),
             INTERNAL_API_TOKEN=self.internal_token,
+            REDIS_SIGNING_KEY=SIGNING_KEY,
             DATA_DIR=str(self.folder / "data"),
             LOG_LEVEL="WARNING",
         )
@@ -240,6 +247,7 @@ async def distributed_stack(
     user_services: int = 1,
     order_services: int = 1,
     database_via: str | None = None,
+    redis_options: RedisOptions | None = None,
 ) -> AsyncIterator[DistributedStack]:
     """A running stack: private Redis, fresh databases, the services healthy and subscribed.
     With ``database_via`` (``host:port``), the services reach Postgres through that address."""
@@ -248,7 +256,7 @@ async def distributed_stack(
     databases = ScratchDatabases.unique(ADMIN_DSN, "test", "user_service", "order_service")
     stack = DistributedStack(
         folder=folder,
-        redis=RedisServer.on_free_port(folder),
+        redis=RedisServer.on_free_port(folder, **(redis_options or {})),
         databases=databases,
         internal_token=internal_token,
         extra_env=dict(extra_env or {}),

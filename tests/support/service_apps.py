@@ -6,8 +6,6 @@ so that user verification is answered; both apps share one data folder, hence on
 database and one signing key, and a token from the user app works on the order app.
 """
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +17,16 @@ from servicekit.bus import InMemoryBus
 from servicekit.cache import InMemoryCache
 from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.tokens import StaticKeySource
-from servicekit.web import create_base_app, health_router
 from tests.support.deployments import single_process_settings
 from user_service.core.auth import load_or_create_dev_key
+from user_service.main import Adapters as UserAdapters
 from user_service.main import build_user_service
-from user_service.main import routers as user_routers
-from user_service.routers.dependencies import STATE_KEY as USER_STATE
+from user_service.main import create_app as create_user_app
 
 
 def user_service_app(data_dir: Path, **overrides: Any) -> FastAPI:
     settings, _ = single_process_settings(data_dir, **overrides)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        bus = InMemoryBus()
-        async with build_user_service(
-            settings, cache=InMemoryCache(), bus=bus, limiter=InMemoryRateLimiter()
-        ) as users:
-            await bus.start()
-            yield {USER_STATE: users}
-            await bus.close()
-
-    app = create_base_app(
-        title="User Service", version="test", lifespan=lifespan, max_body_bytes=65536
-    )
-    for router in user_routers():
-        app.include_router(router)
-    app.include_router(health_router("user_service", {}))
-    return app
+    return create_user_app(settings, adapters=UserAdapters.in_process())
 
 
 def order_service_app(data_dir: Path, **overrides: Any) -> FastAPI:

@@ -148,3 +148,24 @@ def test_the_order_services_docs_log_in_at_the_user_service_from_a_browser() -> 
     assert f"http://localhost:{order_port}" in origins
     assert f"http://127.0.0.1:{order_port}" in origins
     assert "CORS_ALLOW_CREDENTIALS" not in users["environment"]
+
+
+def test_compose_redis_asks_for_the_password_both_services_use() -> None:
+    services = compose()["services"]
+    redis = services["redis"]
+    password = compose_default(redis["environment"]["REDIS_PASSWORD"])
+    assert password
+    assert "--requirepass" in " ".join(redis["command"])
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    for name in ("user-service", "order-service"):
+        env = services[name]["environment"]
+        assert compose_default(env["REDIS_PASSWORD"]) == password, name
+    users, orders = (services[n]["environment"] for n in ("user-service", "order-service"))
+    assert users["REDIS_SIGNING_KEY"] == orders["REDIS_SIGNING_KEY"]
+    settings = UserSettings(
+        database_url="sqlite+aiosqlite:///x.db",
+        internal_api_token="t" * 24,
+        redis_password=compose_default(users["REDIS_PASSWORD"]),
+        redis_signing_key=compose_default(users["REDIS_SIGNING_KEY"]),
+    )
+    assert len(settings.redis_signing_keys()) == 1

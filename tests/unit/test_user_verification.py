@@ -142,3 +142,15 @@ async def test_a_malformed_cache_entry_is_treated_as_a_miss() -> None:
     await cache.set(user_cache_key(user_id), b"{not json", 60)
     verifier = CachedBusUserVerifier(cache, bus, timeout=0.5)
     assert (await verifier.verify(user_id)).source == "bus"
+
+
+@pytest.mark.parametrize("active", ['"yes"', "1", '"true"', "null"])
+async def test_a_flag_that_is_not_a_json_bool_is_a_miss(active: str) -> None:
+    """Only a JSON ``true`` in the entry says "active": anything else is asked again."""
+    bus, cache = InMemoryBus(), InMemoryCache()
+    user_id = uuid.uuid4()
+    Responder(bus, {user_id: False})
+    entry = f'{{"id":"{user_id}","email":"a@example.com","active":{active},"version":1}}'
+    await cache.set(user_cache_key(user_id), entry.encode(), 60)
+    standing = await CachedBusUserVerifier(cache, bus, timeout=0.5).verify(user_id)
+    assert (standing.source, standing.active) == ("bus", False)

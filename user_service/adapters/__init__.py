@@ -1,1 +1,4 @@
-"""Implementations of the service's ports that are not SQL repositories: in-memory twins."""
+"""Implementations of the User Service's ports: SQL, asyncpg and in-memory twins.
+
+They translate driver errors into the service's own; they import no routers and no services.
+"""

@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 
-from user_service.models import RefreshTokenRecord
+from user_service.domain import RefreshTokenRecord
 
 
 class RefreshTokenStore:

@@ -1,0 +1,1 @@
+"""SQL of the User Service (SQLAlchemy Core statements) and nothing else; never commits."""

@@ -11,12 +11,12 @@ import datetime as dt
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from user_service.models import RefreshToken, RefreshTokenRecord
+from user_service.domain import RefreshTokenRecord
+from user_service.models import refresh_token as _TOKEN
 
-_TOKEN = cast(Table, RefreshToken.__table__)
 _RECORD = (
     _TOKEN.c.id,
     _TOKEN.c.family_id,

@@ -15,7 +15,7 @@ from user_service.core.config import UserSettings
 from user_service.errors import InvalidTokenRequest
 from user_service.routers.dependencies import State, require_service_credential
 from user_service.schemas import AccessToken, JsonWebKeySet, UserVerificationRead
-from user_service.services import sessions, user_service
+from user_service.services import login, sessions, verification
 
 router = APIRouter()
 
@@ -103,8 +103,8 @@ async def revoke_token(
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
-def _login_limits(settings: UserSettings) -> user_service.LoginLimits:
-    return user_service.LoginLimits(
+def _login_limits(settings: UserSettings) -> login.LoginLimits:
+    return login.LoginLimits(
         max_failures_per_account=settings.login_max_failures_per_account,
         window_seconds=settings.login_window_seconds,
         max_attempts_per_address=settings.login_max_attempts_per_address,
@@ -126,10 +126,10 @@ async def read_jwks(state: State, response: Response) -> JsonWebKeySet:
     responses=problem_responses(401),
 )
 async def verify_user(user_id: uuid.UUID, state: State) -> UserVerificationRead:
-    result = await user_service.verify_user(state.user_states, state.cache, user_id=user_id)
+    standing = await verification.verify_user(state.user_standings, state.cache, user_id=user_id)
     return UserVerificationRead(
-        user_id=result.user_id,
-        exists=result.exists,
-        active=result.active,
-        session_epoch=result.session_epoch,
+        user_id=user_id,
+        exists=standing is not None,
+        active=standing is not None and standing.is_active,
+        session_epoch=standing.session_epoch if standing is not None else 0,
     )

@@ -1,18 +1,39 @@
-"""Annotated dependencies of the User Service's routes."""
+"""What the User Service's entrypoints get from its composition root, typed, and the
+annotated dependencies of its routes."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from servicekit.cache import Cache
+from servicekit.ratelimit import RateLimiter
+from servicekit.tokens import TokenVerifier
+from servicekit.uow import UnitOfWorkFactory
 from servicekit.web import Caller, caller_auth
-from user_service.core.state import UserServiceState
+from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
+from user_service.core.config import UserSettings
 from user_service.errors import InvalidServiceCredential
+from user_service.services.ports import UserStandings, UserUnitOfWork
 
 STATE_KEY = "user_service"
+
+
+@dataclass(frozen=True)
+class UserServiceState:
+    settings: UserSettings
+    new_uow: UnitOfWorkFactory[UserUnitOfWork]
+    user_standings: UserStandings
+    cache: Cache
+    hasher: PasswordHasher
+    limiter: RateLimiter
+    issuer: TokenIssuer
+    token_verifier: TokenVerifier
+    signing_keys: tuple[SigningKey, ...]
 
 
 def state_of(request: Request) -> UserServiceState:

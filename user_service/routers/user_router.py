@@ -8,7 +8,7 @@ from servicekit.jsonbody import ExactJsonRoute
 from servicekit.web import problem_responses
 from user_service.routers.dependencies import Authenticated, State
 from user_service.schemas import UserCreate, UserRead, UserUpdate
-from user_service.services import user_service
+from user_service.services import deactivation, profile, registration
 
 router = APIRouter(tags=["users"], route_class=ExactJsonRoute)
 
@@ -20,7 +20,7 @@ router = APIRouter(tags=["users"], route_class=ExactJsonRoute)
     responses=problem_responses(409),
 )
 async def register_user(body: UserCreate, state: State) -> UserRead:
-    user = await user_service.register_user(
+    user = await registration.register_user(
         state.new_uow(),
         state.cache,
         state.hasher,
@@ -34,7 +34,7 @@ async def register_user(body: UserCreate, state: State) -> UserRead:
 
 @router.get("/users/me", operation_id="read_me", responses=problem_responses(401))
 async def read_me(caller: Authenticated) -> UserRead:
-    user = await user_service.get_active_user(
+    user = await profile.get_active_user(
         caller.state.new_uow(read_only=True),
         user_id=caller.user_id,
         session_epoch=caller.session_epoch,
@@ -45,7 +45,7 @@ async def read_me(caller: Authenticated) -> UserRead:
 @router.patch("/users/me", operation_id="update_me", responses=problem_responses(401, 403, 409))
 async def update_me(body: UserUpdate, caller: Authenticated) -> UserRead:
     state = caller.state
-    user = await user_service.update_user(
+    user = await profile.update_user(
         state.new_uow(),
         state.cache,
         state.hasher,
@@ -67,7 +67,7 @@ async def update_me(body: UserUpdate, caller: Authenticated) -> UserRead:
 )
 async def deactivate_me(caller: Authenticated) -> Response:
     state = caller.state
-    await user_service.deactivate_user(
+    await deactivation.deactivate_user(
         state.new_uow(), state.cache, user_id=caller.user_id, session_epoch=caller.session_epoch
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

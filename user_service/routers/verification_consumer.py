@@ -13,8 +13,9 @@ from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, UserVerification, Veri
 from servicekit.bus import Handler, MessageBus
 from servicekit.faults import is_dependency_fault
 from servicekit.logs import request_id_var
-from user_service.core.state import UserServiceState
-from user_service.services import user_service
+from user_service.domain import UserStanding
+from user_service.routers.dependencies import UserServiceState
+from user_service.services.verification import verify_user
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +29,19 @@ def verification_handler(state: UserServiceState, bus: MessageBus) -> Handler:
             return
         request_id_var.set(request.trace_id or request.request_id)
 
-        async def reply(status: user_service.UserStatus) -> None:
+        async def reply(standing: UserStanding | None) -> None:
             answer = UserVerification(
                 request_id=request.request_id,
-                user_id=status.user_id,
-                exists=status.exists,
-                active=status.active,
-                session_epoch=status.session_epoch,
+                user_id=request.user_id,
+                exists=standing is not None,
+                active=standing is not None and standing.is_active,
+                session_epoch=standing.session_epoch if standing is not None else 0,
             )
             await bus.publish(USER_VERIFICATION_RESPONSE_CHANNEL, answer.model_dump_json().encode())
 
         try:
-            await user_service.verify_user(
-                state.user_states, state.cache, user_id=request.user_id, reply=reply
+            await verify_user(
+                state.user_standings, state.cache, user_id=request.user_id, reply=reply
             )
         except Exception as exc:
             if not is_dependency_fault(exc):

@@ -20,58 +20,25 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Protocol
 
 from servicekit.cache import Cache
 from servicekit.clock import utc_now
 from servicekit.ratelimit import RateLimiter
-from servicekit.uow import UnitOfWork
 from user_service.core.auth import PasswordHasher, TokenIssuer
-from user_service.core.database import UserUnitOfWork
+from user_service.core.emails import email_key
+from user_service.domain import User
 from user_service.errors import (
     InvalidGrant,
     TooManyLoginAttempts,
 )
-from user_service.models import RefreshTokenRecord, User
-from user_service.services import user_service
+from user_service.services.cached_user import refresh_cached_user
+from user_service.services.login import LoginLimits
+from user_service.services.login import log_in as log_in_with_password
+from user_service.services.ports import UserUnitOfWork
 
 log = logging.getLogger(__name__)
 
 REFRESH_TOKEN_BYTES = 32
-
-
-class RefreshTokens(Protocol):
-    """The refresh-token table: ``spend`` is atomic (at most one caller gets a token back)."""
-
-    async def add(
-        self,
-        *,
-        token_hash: str,
-        family_id: uuid.UUID,
-        user_id: uuid.UUID,
-        client_id: str,
-        session_epoch: int,
-        created_at: dt.datetime,
-        expires_at: dt.datetime,
-    ) -> None: ...
-
-    async def get_by_hash(self, token_hash: str) -> RefreshTokenRecord | None: ...
-
-    async def spend(self, token_hash: str, *, now: dt.datetime) -> RefreshTokenRecord | None: ...
-
-    async def revoke_family(self, family_id: uuid.UUID, *, now: dt.datetime) -> int: ...
-
-
-class Users(Protocol):
-    async def get(self, user_id: uuid.UUID) -> User | None: ...
-
-
-class SessionUnitOfWork(UnitOfWork, Protocol):
-    @property
-    def users(self) -> Users: ...
-
-    @property
-    def refresh_tokens(self) -> RefreshTokens: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +67,12 @@ async def log_in(
     password: str,
     client_id: str,
     client_address: str,
-    limits: user_service.LoginLimits,
+    limits: LoginLimits,
     refresh_ttl: dt.timedelta,
 ) -> SessionTokens:
     """The password grant: the login's access token, and the first refresh token of a new
     family."""
-    issued = await user_service.log_in(
+    issued = await log_in_with_password(
         uow,
         cache,
         hasher,
@@ -124,7 +91,7 @@ async def log_in(
 
 
 async def open_family(
-    uow: SessionUnitOfWork, *, user: User, client_id: str, refresh_ttl: dt.timedelta
+    uow: UserUnitOfWork, *, user: User, client_id: str, refresh_ttl: dt.timedelta
 ) -> str:
     """The first refresh token of a new session of ``user``."""
     refresh_token = new_refresh_token()
@@ -142,7 +109,7 @@ async def open_family(
 
 
 async def refresh(
-    uow: SessionUnitOfWork,
+    uow: UserUnitOfWork,
     cache: Cache,
     issuer: TokenIssuer,
     limiter: RateLimiter,
@@ -150,7 +117,7 @@ async def refresh(
     refresh_token: str,
     client_id: str | None,
     client_address: str,
-    limits: user_service.LoginLimits,
+    limits: LoginLimits,
     refresh_ttl: dt.timedelta,
 ) -> SessionTokens:
     """The refresh grant, behind the login's brakes: every attempt counts against the
@@ -173,30 +140,30 @@ async def refresh(
         if refused.user_id is not None:
             await _count_failure(uow, limiter, user_id=refused.user_id, limits=limits)
         raise
-    await user_service.refresh_cached_user(cache, user)
+    await refresh_cached_user(cache, user.standing)
     return tokens
 
 
 async def _count_failure(
-    uow: SessionUnitOfWork,
+    uow: UserUnitOfWork,
     limiter: RateLimiter,
     *,
     user_id: uuid.UUID,
-    limits: user_service.LoginLimits,
+    limits: LoginLimits,
 ) -> None:
     async with uow:
         user = await uow.users.get(user_id)
     if user is None:
         return
     await limiter.hit(
-        user_service.account_limit_key(user.email),
+        "login:account:" + email_key(user.email),
         limit=limits.max_failures_per_account,
         window_seconds=limits.window_seconds,
     )
 
 
 async def _rotate(
-    uow: SessionUnitOfWork,
+    uow: UserUnitOfWork,
     issuer: TokenIssuer,
     *,
     refresh_token: str,
@@ -244,7 +211,7 @@ async def _rotate(
     return SessionTokens(access_token, issuer.ttl_seconds, successor), user
 
 
-async def revoke(uow: SessionUnitOfWork, *, token: str) -> None:
+async def revoke(uow: UserUnitOfWork, *, token: str) -> None:
     """RFC 7009: revoke the family of this refresh token. An unknown token (or an access
     token, which this server does not revoke one by one) changes nothing and is not an
     error, so the answer tells nothing about the token."""
@@ -258,7 +225,7 @@ async def revoke(uow: SessionUnitOfWork, *, token: str) -> None:
 
 
 async def _add_refresh_token(
-    uow: SessionUnitOfWork,
+    uow: UserUnitOfWork,
     token: str,
     *,
     family_id: uuid.UUID,

@@ -1,11 +1,10 @@
 """The session use cases (refresh, reuse, revoke) through the in-memory twins: no I/O."""
 
 import asyncio
+import dataclasses
 import datetime as dt
 import uuid
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import jwt
 import pytest
@@ -13,12 +12,13 @@ import pytest
 from servicekit.cache import InMemoryCache
 from servicekit.clock import utc_now
 from servicekit.ratelimit import InMemoryRateLimiter
-from user_service.adapters.refresh_tokens import InMemoryRefreshTokenRepository, RefreshTokenStore
+from user_service.adapters.memory import InMemoryUserDatabase, InMemoryUserUnitOfWork
 from user_service.core.auth import TokenIssuer, load_or_create_dev_key
+from user_service.core.emails import email_key
+from user_service.domain import User
 from user_service.errors import InvalidGrant, TooManyLoginAttempts
-from user_service.models import User
 from user_service.services import sessions
-from user_service.services.user_service import LoginLimits, account_limit_key
+from user_service.services.login import LoginLimits
 
 TTL = dt.timedelta(days=30)
 LIMITS = LoginLimits(
@@ -29,49 +29,17 @@ LIMITS = LoginLimits(
 )
 
 
-class MemoryUsers:
-    def __init__(self) -> None:
-        self.rows: dict[uuid.UUID, User] = {}
-
-    async def get(self, user_id: uuid.UUID) -> User | None:
-        return self.rows.get(user_id)
-
-
-class MemoryUnitOfWork:
-    """Rolls back its refresh-token writes unless committed."""
-
-    def __init__(self, users: MemoryUsers, store: RefreshTokenStore) -> None:
-        self.users = users
-        self._store = store
-        self.refresh_tokens = InMemoryRefreshTokenRepository(store)
-
-    async def __aenter__(self) -> Self:
-        self.refresh_tokens = InMemoryRefreshTokenRepository(self._store)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.refresh_tokens.rolled_back()
-
-    async def commit(self) -> None:
-        self.refresh_tokens.committed()
-
-
 class World:
     def __init__(self, tmp_path: Path) -> None:
-        self.users = MemoryUsers()
-        self.store = RefreshTokenStore()
+        self.database = InMemoryUserDatabase()
+        self.store = self.database.refresh_tokens
         self.cache = InMemoryCache()
         self.limiter = InMemoryRateLimiter()
         key = load_or_create_dev_key(tmp_path)
         self.issuer = TokenIssuer(key, issuer="iss", audience="aud", ttl_seconds=900)
 
-    def uow(self) -> MemoryUnitOfWork:
-        return MemoryUnitOfWork(self.users, self.store)
+    def uow(self) -> InMemoryUserUnitOfWork:
+        return self.database()
 
     def user(self, *, epoch: int = 0) -> User:
         now = utc_now()
@@ -86,8 +54,11 @@ class World:
             updated_at=now,
             session_epoch=epoch,
         )
-        self.users.rows[user.id] = user
+        self.database.users[user.id] = user
         return user
+
+    def change(self, user: User, **changes: object) -> None:
+        self.database.users[user.id] = dataclasses.replace(user, **changes)  # type: ignore[arg-type]
 
     async def login(self, user: User, client_id: str = "public") -> str:
         return await sessions.open_family(
@@ -111,7 +82,7 @@ class World:
 
     async def failures_of(self, user: User) -> int:
         decision = await self.limiter.peek(
-            account_limit_key(user.email), limit=10, window_seconds=900
+            "login:account:" + email_key(user.email), limit=10, window_seconds=900
         )
         return decision.count
 
@@ -167,9 +138,9 @@ async def test_a_new_epoch_or_a_deactivation_ends_the_family(world: World) -> No
         user = world.user()
         token = await world.login(user)
         if change == "epoch":
-            user.session_epoch += 1
+            world.change(user, session_epoch=1)
         else:
-            user.is_active = False
+            world.change(user, is_active=False)
         with pytest.raises(InvalidGrant):
             await world.refresh(token)
         record = world.store.rows[sessions.refresh_token_hash(token)]

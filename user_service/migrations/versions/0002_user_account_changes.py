@@ -1,7 +1,7 @@
 """Notify ``user_account_changed`` with the user's id on every change to user_account.
 
 Postgres only: the notification tells every replica's memory of user states to forget that
-user (``RememberedUserStates``). It is sent at commit, from the database itself, so no writer
+user (``RememberedUserStandings``). It is sent at commit, from the database itself, so no writer
 can change a user without it. SQLite has one process and keeps no such memory.
 
 Revision ID: 0002

@@ -1,5 +1,5 @@
 """The reads behind ``verify_user`` on a real Postgres: the asyncpg read agrees with the
-session read, and the memory of user states forgets a user when the database says it changed,
+session read, and the memory of user standings forgets a user when the database says it changed,
 forgets everything when it may have missed a change, and stays off with nothing to say so."""
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from servicekit.database import create_engine, create_session_factory
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresListener, PostgresLookups
 from tests.support.backing import postgres_database
-from user_service.core.database import MIGRATIONS, VERSION_TABLE
-from user_service.models import UserState
-from user_service.repositories.user_repository import (
+from user_service.adapters.user_standings import (
     USER_CHANGES_CHANNEL,
     USER_CHANGES_SENDER_EXISTS,
-    PostgresUserStates,
-    RememberedUserStates,
-    SessionUserStates,
-    UserStates,
+    PostgresUserStandings,
+    RememberedUserStandings,
+    SqlUserStandings,
 )
+from user_service.core.database import MIGRATIONS, VERSION_TABLE
+from user_service.domain import UserStanding
+from user_service.services.ports import UserStandings
 
 PATIENCE = 10.0  # a bound for failures only
 
@@ -78,25 +78,25 @@ async def database() -> AsyncIterator[Database]:
             await lookups.close()
 
 
-class CountingStates:
+class CountingStandings:
     """Counts the reads that reach the database."""
 
-    def __init__(self, inner: UserStates) -> None:
+    def __init__(self, inner: UserStandings) -> None:
         self.inner = inner
         self.reads = 0
 
-    async def state(self, user_id: uuid.UUID) -> UserState | None:
+    async def get(self, user_id: uuid.UUID) -> UserStanding | None:
         self.reads += 1
-        return await self.inner.state(user_id)
+        return await self.inner.get(user_id)
 
 
 @contextlib.asynccontextmanager
 async def remembered(
     database: Database, *, ready_timeout: float = PATIENCE
-) -> AsyncIterator[tuple[RememberedUserStates, CountingStates, PostgresListener]]:
-    counting = CountingStates(PostgresUserStates(database.lookups))
+) -> AsyncIterator[tuple[RememberedUserStandings, CountingStandings, PostgresListener]]:
+    counting = CountingStandings(PostgresUserStandings(database.lookups))
     listener = database.lookups.listener(USER_CHANGES_CHANNEL, check_interval=0.2)
-    states = RememberedUserStates(counting, live=lambda: listener.live)
+    states = RememberedUserStandings(counting, live=lambda: listener.live)
     await listener.start(
         on_notify=states.changed,
         on_reset=states.forget_all,
@@ -126,11 +126,11 @@ async def test_the_asyncpg_read_and_the_session_read_agree(database: Database) -
     )
     engine = create_engine(database.url, application_name="states-test")
     try:
-        by_session = SessionUserStates(create_session_factory(engine, read_only=True))
-        by_asyncpg = PostgresUserStates(database.lookups)
+        by_session = SqlUserStandings(create_session_factory(engine, read_only=True))
+        by_asyncpg = PostgresUserStandings(database.lookups)
         for user_id in (active, inactive, missing):
-            assert await by_asyncpg.state(user_id) == await by_session.state(user_id)
-        found = await by_asyncpg.state(inactive)
+            assert await by_asyncpg.get(user_id) == await by_session.get(user_id)
+        found = await by_asyncpg.get(inactive)
         assert found is not None
         assert found.id == inactive
         assert not found.is_active
@@ -146,15 +146,15 @@ async def test_a_remembered_user_is_read_again_once_the_database_says_it_changed
     user_id = await database.add_user()
     async with remembered(database) as (states, counting, listener):
         assert listener.live
-        first = await states.state(user_id)
+        first = await states.get(user_id)
         assert first is not None
         assert first.is_active
-        assert await states.state(user_id) == first
+        assert await states.get(user_id) == first
         assert counting.reads == 1  # the second answer came from memory
         await database.deactivate(user_id)  # plain SQL: the trigger notifies at commit
 
-        async def fresh() -> UserState | None:
-            return await states.state(user_id)
+        async def fresh() -> UserStanding | None:
+            return await states.get(user_id)
 
         async with asyncio.timeout(PATIENCE):
             while (now := await fresh()) is not None and now.is_active:  # noqa: ASYNC110
@@ -168,18 +168,18 @@ async def test_the_memory_is_dropped_when_the_feed_was_down(database: Database) 
     not used meanwhile, and is emptied when the feed is live again."""
     user_id = await database.add_user()
     async with remembered(database) as (states, counting, listener):
-        assert (await states.state(user_id) or pytest.fail("no user")).is_active
+        assert (await states.get(user_id) or pytest.fail("no user")).is_active
         await database.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE application_name = 'states-test-listener' AND datname = current_database()"
         )
         await until(lambda: not listener.live, "the listener notices")
         await database.deactivate(user_id)  # notified to nobody
-        during = await states.state(user_id)
+        during = await states.get(user_id)
         assert during is not None
         assert not during.is_active
         await until(lambda: listener.live, "the listener is back")
-        after = await states.state(user_id)
+        after = await states.get(user_id)
         assert after is not None
         assert not after.is_active
         assert counting.reads == 3
@@ -190,7 +190,7 @@ async def test_without_the_trigger_the_memory_stays_off(database: Database) -> N
     user_id = await database.add_user()
     async with remembered(database, ready_timeout=1.0) as (states, counting, listener):
         assert not listener.live
-        await states.state(user_id)
-        await states.state(user_id)
+        await states.get(user_id)
+        await states.get(user_id)
         assert counting.reads == 2
         assert len(states) == 0
