@@ -58,7 +58,7 @@ $(TOOLS_STAMP): requirements-tools.txt
 ## Single process on http://127.0.0.1:8000, SQLite files in ./data
 run: PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log --log-config servicekit/uvicorn-logging.json
 
 ## Distributed: the User Service on :8001 (migrations first, as in its image)
 run-user-service: PORT ?= 8001
@@ -66,7 +66,7 @@ run-user-service: export DATABASE_URL ?= $(DEV_DATABASE_BASE)/user_service
 run-user-service: export CORS_ALLOW_ORIGINS ?= $(DEV_ORDER_SERVICE_ORIGINS)
 run-user-service: $(STAMP)
 	$(BIN)/python -m user_service.migrate
-	$(BIN)/uvicorn user_service.main:app --host $(HOST) --port $(PORT) --no-access-log
+	$(BIN)/uvicorn user_service.main:app --host $(HOST) --port $(PORT) --no-access-log --log-config servicekit/uvicorn-logging.json
 
 ## Distributed: the Order Service on :8002 (migrations first, as in its image)
 run-order-service: PORT ?= 8002
@@ -75,7 +75,7 @@ run-order-service: export USER_SERVICE_URL ?= $(DEV_USER_SERVICE_URL)
 run-order-service: export PUBLIC_TOKEN_URL ?= $(DEV_USER_SERVICE_URL)/auth/token
 run-order-service: $(STAMP)
 	$(BIN)/python -m order_service.migrate
-	$(BIN)/uvicorn order_service.main:app --host $(HOST) --port $(PORT) --no-access-log
+	$(BIN)/uvicorn order_service.main:app --host $(HOST) --port $(PORT) --no-access-log --log-config servicekit/uvicorn-logging.json
 
 ## The two development databases on the local Postgres (user_service, order_service), if missing
 dev-databases:

@@ -30,7 +30,9 @@ from servicekit.logs import configure_logging
 from servicekit.ratelimit import InMemoryRateLimiter
 from servicekit.settings import load_settings
 from servicekit.tags import TaggedBus, TaggedCache, Tags
+from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import StaticKeySource
+from servicekit.tracing import instrument_engine
 from servicekit.web import create_base_app, health_router
 from user_service.core.config import UserSettings
 from user_service.main import build_user_service
@@ -38,6 +40,8 @@ from user_service.main import routers as user_routers
 from user_service.routers.dependencies import STATE_KEY as USER_STATE
 
 VERSION = "1.0.0"
+# How the single process names itself in logs and traces.
+SERVICE_NAME = "app"
 
 
 class SingleProcessSettings(BaseSettings):
@@ -80,13 +84,24 @@ def single_process_settings(data_dir: Path | None = None) -> tuple[UserSettings,
 
 
 def create_app(
-    user_settings: UserSettings | None = None, order_settings: OrderSettings | None = None
+    user_settings: UserSettings | None = None,
+    order_settings: OrderSettings | None = None,
+    *,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
+    """``telemetry``: one registry and one tracer provider for both services (as ``app``),
+    from the settings and the ``OTEL_*`` variables unless given."""
     if user_settings is None or order_settings is None:
         user_settings, order_settings = single_process_settings()
-    configure_logging("app", user_settings.log_level)
+    telemetry = telemetry or telemetry_from_environment(
+        SERVICE_NAME, metrics_enabled=user_settings.metrics_enabled
+    )
+    configure_logging(SERVICE_NAME, user_settings.log_level, traces=bool(telemetry.tracing))
     user_engine = create_service_engine(user_settings)
     order_engine = create_service_engine(order_settings)
+    for engine, settings in ((user_engine, user_settings), (order_engine, order_settings)):
+        telemetry.metrics.watch_engine(engine, settings.service_name)
+        instrument_engine(engine, telemetry.tracing)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -95,6 +110,7 @@ def create_app(
         bus = TaggedBus(InMemoryBus(), tags, TAGGED_CHANNELS)
         cache = TaggedCache(InMemoryCache(), tags)
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(telemetry.close)
             stack.push_async_callback(user_engine.dispose)
             stack.push_async_callback(order_engine.dispose)
             users = await stack.enter_async_context(
@@ -104,12 +120,18 @@ def create_app(
                     bus=bus,
                     limiter=InMemoryRateLimiter(),
                     engine=user_engine,
+                    telemetry=telemetry,
                 )
             )
             keys = StaticKeySource({key.kid: key.public_key for key in users.signing_keys})
             orders = await stack.enter_async_context(
                 build_order_service(
-                    order_settings, cache=cache, bus=bus, keys=keys, engine=order_engine
+                    order_settings,
+                    cache=cache,
+                    bus=bus,
+                    keys=keys,
+                    engine=order_engine,
+                    telemetry=telemetry,
                 )
             )
             await bus.start()
@@ -125,6 +147,7 @@ def create_app(
         # It serves the user API, so it answers browsers as the user service does.
         cors_origins=user_settings.cors_allow_origins,
         cors_allow_credentials=user_settings.cors_allow_credentials,
+        telemetry=telemetry,
     )
     for router in (*user_routers(), *order_routers()):
         app.include_router(router)

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from bench import report
+from bench.observability import measure_observability
 from bench.servers import uvicorn_server
 from bench.wrk import (
     Request,
@@ -93,7 +94,7 @@ def parse_options(argv: list[str]) -> Options:
         "--only",
         nargs="+",
         default=[],
-        choices=[*WORKLOADS, "verification", "fairness"],
+        choices=[*WORKLOADS, "verification", "fairness", "observability"],
         help="run only these parts (the ceiling always runs)",
     )
     parser.add_argument(
@@ -518,11 +519,14 @@ def main(argv: list[str] | None = None) -> int:
         sources = [("", ROOT)]
         if options.compare is not None:
             sources.insert(0, ("before:", options.compare))
-        for prefix, code_dir in sources:
+        parts = (*WORKLOADS, "verification", "fairness")
+        for prefix, code_dir in sources if any(map(options.wants, parts)) else ():
             for kind in options.deployments:
                 factory = single_process if kind == "single" else distributed
                 with factory(run, code_dir, prefix + kind) as deployment:
                     measure_deployment(run, deployment)
+        if options.wants("observability"):
+            measure_observability(run, ADMIN_DSN, SERVICE_ENV)
         ceilings.append(measure_ceiling(run, ceiling.url, "ceiling.after"))
     data = report.build(
         results=run.results,

@@ -33,7 +33,13 @@ class VerifyUser(_Message):
 
     request_id: str = Field(min_length=1, max_length=64)
     user_id: uuid.UUID
+    # The asking request's id, for the answering side's log lines.
     trace_id: str | None = Field(default=None, max_length=128)
+    # W3C trace context of the asking span, when tracing is on: the answer is its child.
+    # Left out of the message when absent: the wire format without tracing is unchanged.
+    traceparent: str | None = Field(
+        default=None, max_length=128, exclude_if=lambda value: value is None
+    )
 
 
 class UserVerification(_Message):

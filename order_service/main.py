@@ -26,6 +26,7 @@ from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
 from order_service.core.config import OrderSettings
 from order_service.core.database import MIGRATIONS, VERSION_TABLE
+from order_service.core.metrics import OrderMetrics
 from order_service.routers import order_router
 from order_service.routers.dependencies import STATE_KEY, OrderServiceState
 from order_service.services import order_service
@@ -36,11 +37,14 @@ from servicekit.errors import StartRefused
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
+from servicekit.outbound import send_request_id
 from servicekit.redis import RedisCache, check_redis_access, create_service_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings, require_settings
 from servicekit.tags import TaggedBus, TaggedCache, Tags
+from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import KeySource, TokenVerifier
+from servicekit.tracing import instrument_engine, instrument_httpx, instrument_redis
 from servicekit.web import Check, create_base_app, health_router
 
 VERSION = "1.0.0"
@@ -68,16 +72,22 @@ class Adapters:
     close: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
-    def redis(cls, settings: OrderSettings) -> Adapters:
+    def redis(cls, settings: OrderSettings, telemetry: Telemetry | None = None) -> Adapters:
         """Redis with the settings' credentials and TLS, what is read from it checked with
         the signing key; a start first checks that Redis lets us in (and that there is a
-        key): a refusal stops it, an unreachable Redis does not."""
+        key): a refusal stops it, an unreachable Redis does not. ``telemetry``: Redis faults
+        counted, Redis commands and the calls to the user service (JWKS, verification
+        fallback) traced when tracing is on."""
+        telemetry = telemetry or Telemetry.off()
         redis = create_service_redis(settings)
+        instrument_redis(redis, telemetry.tracing)
         user_service = httpx.AsyncClient(
             base_url=str(settings.user_service_url).rstrip("/"),
             timeout=settings.user_service_timeout,
             headers={"User-Agent": settings.service_name},
+            event_hooks={"request": [send_request_id]},
         )
+        instrument_httpx(user_service, telemetry.tracing)
         keys = settings.redis_signing_keys()
         tags = Tags(keys) if keys else None
         jwks = JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds)
@@ -95,8 +105,11 @@ class Adapters:
             await user_service.aclose()
             await redis.aclose()
 
-        cache: Cache = RedisCache(redis)
-        bus: MessageBus = RedisBus(redis)
+        on_fault = telemetry.metrics.redis_fault
+        cache: Cache = RedisCache(redis, on_fault=on_fault)
+        bus: MessageBus = RedisBus(
+            redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault
+        )
         return cls(
             cache=TaggedCache(cache, tags) if tags is not None else cache,
             bus=TaggedBus(bus, tags, TAGGED_CHANNELS) if tags is not None else bus,
@@ -117,10 +130,14 @@ async def build_order_service(
     keys: KeySource,
     user_service: httpx.AsyncClient | None = None,
     engine: AsyncEngine | None = None,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[OrderServiceState]:
     """Everything the service needs, disposed in reverse order. Subscribes to verification
     replies; the owner of the bus starts it. Without ``user_service`` there is no HTTP
-    fallback (the single process, where the bus always has a listener)."""
+    fallback (the single process, where the bus always has a listener). The service's
+    metrics go to ``telemetry``'s registry (once per registry)."""
+    telemetry = telemetry or Telemetry.off()
+    metrics = OrderMetrics(telemetry.metrics)
     async with contextlib.AsyncExitStack() as stack:
         if engine is None:
             engine = create_service_engine(settings)
@@ -138,7 +155,7 @@ async def build_order_service(
         def new_uow(*, read_only: bool = False) -> SqlOrderUnitOfWork:
             return SqlOrderUnitOfWork(lookups if read_only else sessions)
 
-        writer = SqlOrderWriter(engine)
+        writer = SqlOrderWriter(engine, metrics=metrics, traced=telemetry.tracing is not None)
         stack.push_async_callback(writer.close)
         housekeeping = asyncio.create_task(_purge_keys_periodically(new_uow), name="purge-keys")
         stack.push_async_callback(_cancel, housekeeping)
@@ -147,11 +164,17 @@ async def build_order_service(
             new_uow=new_uow,
             writer=writer,
             users=CachedBusUserVerifier(
-                cache, bus, timeout=settings.user_verification_timeout, fallback=fallback
+                cache,
+                bus,
+                timeout=settings.user_verification_timeout,
+                fallback=fallback,
+                metrics=metrics,
+                tracer=telemetry.tracer("order_service.user_verifier"),
             ),
             token_verifier=TokenVerifier(
                 keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience
             ),
+            metrics=metrics,
         )
 
 
@@ -174,17 +197,27 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 def create_app(
-    settings: OrderSettings | None = None, *, adapters: Adapters | None = None
+    settings: OrderSettings | None = None,
+    *,
+    adapters: Adapters | None = None,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """The Order Service's app: its database from the settings, Redis and the user service
-    over HTTP unless other adapters are given."""
+    over HTTP unless other adapters are given; metrics as the settings say and traces as the
+    ``OTEL_*`` variables say, unless ``telemetry`` is given."""
     settings = settings or load_settings(OrderSettings)
+    telemetry = telemetry or telemetry_from_environment(
+        settings.service_name, metrics_enabled=settings.metrics_enabled
+    )
     engine = create_service_engine(settings)
-    shared = adapters or Adapters.redis(settings)
+    telemetry.metrics.watch_engine(engine, settings.service_name)
+    instrument_engine(engine, telemetry.tracing)
+    shared = adapters or Adapters.redis(settings, telemetry)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(telemetry.close)
             stack.push_async_callback(engine.dispose)
             if shared.close is not None:
                 stack.push_async_callback(shared.close)
@@ -198,6 +231,7 @@ def create_app(
                     keys=shared.keys,
                     user_service=shared.user_service,
                     engine=engine,
+                    telemetry=telemetry,
                 )
             )
             await shared.bus.start()
@@ -211,6 +245,7 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         description="Orders of verified users.",
         token_url=settings.public_token_url,
+        telemetry=telemetry,
     )
     for router in routers():
         app.include_router(router)
@@ -225,8 +260,11 @@ def _app() -> FastAPI:
     settings = require_settings(
         load_settings(OrderSettings), "redis_signing_key", reason="by the distributed deployment"
     )
-    configure_logging(settings.service_name, settings.log_level)
-    return create_app(settings)
+    telemetry = telemetry_from_environment(
+        settings.service_name, metrics_enabled=settings.metrics_enabled
+    )
+    configure_logging(settings.service_name, settings.log_level, traces=bool(telemetry.tracing))
+    return create_app(settings, telemetry=telemetry)
 
 
 def __getattr__(name: str) -> Any:

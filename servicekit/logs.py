@@ -7,18 +7,31 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import secrets
 import sys
 from contextvars import ContextVar
 from typing import Any, TextIO
 
+from opentelemetry import trace
+
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
 
+# uvicorn's own loggers: their lines go through the root handler, as JSON like ours.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+
+
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str) -> None:
+    """One JSON object per line. With ``traces``, a line written inside a span also carries
+    its ``trace_id`` and ``span_id`` (hex, as trace backends show them)."""
+
+    def __init__(self, service: str | None = None, *, traces: bool = False) -> None:
         super().__init__()
-        self._service = service
+        # Without a name (uvicorn's log config, before the app is loaded): the one the
+        # service's settings will read, when set.
+        self._service = service or os.environ.get("SERVICE_NAME", "-")
+        self._traces = traces
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -29,6 +42,11 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "request_id": request_id_var.get(),
         }
+        if self._traces:
+            context = trace.get_current_span().get_span_context()
+            if context.is_valid:
+                entry["trace_id"] = format(context.trace_id, "032x")
+                entry["span_id"] = format(context.span_id, "016x")
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             entry.update(extra)
@@ -41,7 +59,11 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
     """Lines logged on a running event loop are written together, once per loop iteration:
     one write and one flush for every line the iteration logged (an access line per
     request), instead of one each. Lines from elsewhere (startup, other threads) are written
-    at once, after any still waiting. ``flush`` (called at exit) writes what waits."""
+    at once, after any still waiting. ``flush`` (called at exit) writes what waits.
+
+    uvicorn's own lines (start, shutdown) are written at once too: after a signal, uvicorn
+    ends the loop and raises the signal again, so the process ends with no exit hooks and
+    whatever still waited would be lost."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
@@ -52,7 +74,10 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._write_waiting()
+            loop = None
+        if loop is None or record.name.startswith("uvicorn"):
+            with self.lock or contextlib.nullcontext():
+                self._write_waiting()
             super().emit(record)
             return
         try:
@@ -76,7 +101,7 @@ class LoopBatchedHandler(logging.StreamHandler[TextIO]):
             self.stream.write(text)
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
+def configure_logging(service: str, level: str = "INFO", *, traces: bool = False) -> None:
     # Nothing here prints where a call came from, nor thread or process: the logging HOWTO's
     # "Optimization" switches spare collecting them for every record (a stack walk included).
     logging._srcfile = None
@@ -84,10 +109,16 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = LoopBatchedHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, traces=traces))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in UVICORN_LOGGERS:
+        # uvicorn gave them plain-text handlers of their own before the app was loaded
+        # (unless started with servicekit/uvicorn-logging.json): from now on, ours.
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
     for noisy in ("uvicorn.access",):
         logging.getLogger(noisy).disabled = True
 

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from servicekit.errors import DuplicateHeader, PayloadTooLarge, RequestHeadersTooLarge
 from servicekit.handlers import problem
 from servicekit.logs import new_request_id, request_id_var
+from servicekit.metrics import HttpMetrics, route_template
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("access")
@@ -41,7 +42,8 @@ class RequestContextMiddleware:
     """Per request: a request id (taken from ``X-Request-ID`` or made), echoed on the response
     and set for logs; a bound on all headers together (431); a header of ``SINGLE_HEADERS``
     sent twice is refused (400); a bound on the body size (413); ``HEAD`` answered wherever
-    ``GET`` is, without the body; one access-log line."""
+    ``GET`` is, without the body; one access-log line; the HTTP server metrics, when given
+    (the duration measured once serves the log line and the metric)."""
 
     def __init__(
         self,
@@ -49,10 +51,12 @@ class RequestContextMiddleware:
         *,
         max_body_bytes: int,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        metrics: HttpMetrics | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
+        self.metrics = metrics if metrics is not None and metrics.on else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +70,10 @@ class RequestContextMiddleware:
         )
         token = request_id_var.set(request_id)
         status = 500
+        metrics = self.metrics
+        method_label = HttpMetrics.method_label(method)
+        if metrics is not None:
+            metrics.started(method_label)
 
         async def stamp_id(message: Message) -> None:
             nonlocal status
@@ -98,6 +106,9 @@ class RequestContextMiddleware:
                 return
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            if metrics is not None:
+                metrics.finished(method_label, route_template(scope), status, seconds)
             access_log.info(
                 "%s %s %s",
                 method,
@@ -108,7 +119,7 @@ class RequestContextMiddleware:
                         "method": method,
                         "path": scope["path"],
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(seconds * 1000, 2),
                     }
                 },
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import redis.exceptions
@@ -131,6 +132,13 @@ def address_of(client: Redis) -> str:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
+FaultObserver = Callable[[BaseException], None]
+
+
+def ignore_fault(_: BaseException) -> None:
+    return None
+
+
 def unavailable(address: str, cause: object) -> DependencyUnavailable:
     reason = fault_text(cause) if isinstance(cause, BaseException) else str(cause)
     return DependencyUnavailable(f"redis at {address} is unavailable: {reason}")
@@ -162,8 +170,11 @@ class RedisCache:
     a read is one GET, as before; under load redis-py's cost per command is paid once per
     batch instead of once per read (docs/benchmarks.md)."""
 
-    def __init__(self, client: Redis, *, max_batch: int = 64) -> None:
+    def __init__(
+        self, client: Redis, *, max_batch: int = 64, on_fault: FaultObserver | None = None
+    ) -> None:
         self._client = client
+        self._on_fault = on_fault or ignore_fault
         self._address = address_of(client)
         self._set_if_newer = client.register_script(_SET_IF_NEWER)
         self._max_batch = max_batch
@@ -175,6 +186,7 @@ class RedisCache:
         try:
             return await self._get(key)
         except REDIS_FAULTS as exc:
+            self._on_fault(exc)
             raise unavailable(self._address, exc) from exc
 
     async def _get(self, key: str) -> bytes | None:
@@ -225,12 +237,14 @@ class RedisCache:
         try:
             await self._client.set(key, value, ex=ttl_seconds)
         except REDIS_FAULTS as exc:
+            self._on_fault(exc)
             raise unavailable(self._address, exc) from exc
 
     async def set_if_newer(self, key: str, value: bytes, version: int, ttl_seconds: int) -> bool:
         try:
             stored = await self._set_if_newer(keys=[key], args=[value, version, ttl_seconds])
         except REDIS_FAULTS as exc:
+            self._on_fault(exc)
             raise unavailable(self._address, exc) from exc
         return bool(stored)
 
@@ -238,6 +252,7 @@ class RedisCache:
         try:
             await self._client.delete(key)
         except REDIS_FAULTS as exc:
+            self._on_fault(exc)
             raise unavailable(self._address, exc) from exc
 
 
@@ -262,8 +277,11 @@ return {count, ttl}
 class RedisRateLimiter:
     """Counters shared by every replica. Fails open (allowed, with a warning) on a Redis fault."""
 
-    def __init__(self, client: Redis, *, prefix: str = "ratelimit:") -> None:
+    def __init__(
+        self, client: Redis, *, prefix: str = "ratelimit:", on_fault: FaultObserver | None = None
+    ) -> None:
         self._address = address_of(client)
+        self._on_fault = on_fault or ignore_fault
         self._prefix = prefix
         self._hit = client.register_script(_HIT)
         self._peek = client.register_script(_PEEK)
@@ -272,6 +290,7 @@ class RedisRateLimiter:
         try:
             count, ttl = await self._hit(keys=[self._prefix + key], args=[window_seconds])
         except REDIS_FAULTS as exc:
+            self._on_fault(exc)
             log.warning(
                 "rate limiter: redis at %s unavailable, allowing the request (fail open): %s",
                 self._address,
@@ -285,6 +304,7 @@ class RedisRateLimiter:
         try:
             count, ttl = await self._peek(keys=[self._prefix + key], args=[])
         except REDIS_FAULTS as exc:
+            self._on_fault(exc)
             log.warning(
                 "rate limiter: redis at %s unavailable, allowing the request (fail open): %s",
                 self._address,

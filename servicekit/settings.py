@@ -49,6 +49,8 @@ class ServiceSettings(BaseSettings):
     redis_signing_key: SecretStr | None = None
     data_dir: Path = Path("data")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # GET /metrics and the counting behind it; off only to measure what they cost.
+    metrics_enabled: bool = True
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     db_pool_size: int = Field(20, ge=1, le=200)
     # A round trip per checkout, to catch even connections whose death the driver has not

@@ -22,6 +22,7 @@ from servicekit.cors import ProblemCORSMiddleware, cors_middleware_options
 from servicekit.errors import AppError, InvalidToken, StartRefused, Unauthorized
 from servicekit.handlers import install_error_handlers
 from servicekit.middleware import DEFAULT_MAX_HEADER_BYTES, RequestContextMiddleware
+from servicekit.telemetry import Telemetry
 from servicekit.tokens import AccessClaims, TokenError, TokenVerifier
 
 Check = Callable[[], Awaitable[object]]
@@ -63,6 +64,7 @@ def create_base_app(
     token_url: str | None = None,
     cors_origins: Collection[str] = (),
     cors_allow_credentials: bool = False,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """The app skeleton. ``token_url``: where the docs' "Authorize" button logs in, when
     that is another service (the order service runs beside the user service).
@@ -71,7 +73,14 @@ def create_base_app(
 
     ``/docs`` (Swagger UI), its OAuth2 redirect page and ``/redoc`` load their scripts and
     styles from the app itself (the pinned ``fastapi-offline`` package ships them), never from
-    a CDN: the docs work on a network without internet access."""
+    a CDN: the docs work on a network without internet access.
+
+    ``telemetry``: the HTTP server metrics and ``GET /metrics`` (outside the OpenAPI
+    document) when its metrics are on; a server span per request, child of the caller's
+    ``traceparent``, when it has a tracer provider (FastAPI's own OpenTelemetry support,
+    which names the span's route by its template)."""
+    telemetry = telemetry or Telemetry.off()
+    tracing = telemetry.tracing is not None
     app = FastAPIOffline(
         title=title,
         version=version,
@@ -82,13 +91,24 @@ def create_base_app(
         # header, which the client chooses.
         redirect_slashes=False,
         # FastAPI's OpenTelemetry hooks ask the global providers (and the environment) on
-        # every request to find out that nobody configured them: off, since we export none.
-        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # every request to find out that nobody configured them: off unless we trace, and
+        # then given our provider. Metrics are prometheus_client's (servicekit.metrics).
+        telemetry={
+            "tracing": tracing,
+            "tracer_provider": telemetry.tracing,
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+        },
     )
     install_error_handlers(app)
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=max_body_bytes, max_header_bytes=max_header_bytes
+        RequestContextMiddleware,
+        max_body_bytes=max_body_bytes,
+        max_header_bytes=max_header_bytes,
+        metrics=telemetry.metrics.http,
     )
+    app.include_router(telemetry.metrics.router())
     if cors_origins:
         # Added last, so outside the body bound: its 413 carries the headers too.
         app.add_middleware(

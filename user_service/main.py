@@ -35,7 +35,9 @@ from servicekit.redis import (
 from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings, require_settings
 from servicekit.tags import TaggedBus, TaggedCache, Tags
+from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import StaticKeySource, TokenVerifier
+from servicekit.tracing import instrument_engine, instrument_redis
 from servicekit.web import Check, create_base_app, health_router
 from user_service.adapters.sql_unit_of_work import SqlUserUnitOfWork
 from user_service.adapters.user_standings import (
@@ -48,6 +50,7 @@ from user_service.adapters.user_standings import (
 from user_service.core.auth import KeyRing, PasswordHasher, TokenIssuer, load_or_create_dev_key
 from user_service.core.config import UserSettings, configured_signing_keys
 from user_service.core.database import MIGRATIONS, VERSION_TABLE
+from user_service.core.metrics import UserMetrics
 from user_service.routers import auth_router, user_router
 from user_service.routers.dependencies import STATE_KEY, UserServiceState
 from user_service.routers.verification_consumer import verification_handler
@@ -80,11 +83,15 @@ class Adapters:
         return cls(InMemoryCache(), InMemoryBus(), InMemoryRateLimiter())
 
     @classmethod
-    def redis(cls, settings: UserSettings) -> Adapters:
+    def redis(cls, settings: UserSettings, telemetry: Telemetry | None = None) -> Adapters:
         """Redis with the settings' credentials and TLS; cache entries and verification
         replies tagged with the signing key. A start first checks that Redis lets us in (and
-        that there is a key): a refusal stops it, an unreachable Redis does not."""
+        that there is a key): a refusal stops it, an unreachable Redis does not.
+        ``telemetry``: Redis faults counted, Redis commands traced when tracing is on."""
+        telemetry = telemetry or Telemetry.off()
         redis = create_service_redis(settings)
+        instrument_redis(redis, telemetry.tracing)
+        on_fault = telemetry.metrics.redis_fault
         keys = settings.redis_signing_keys()
         tags = Tags(keys) if keys else None
 
@@ -95,12 +102,14 @@ class Adapters:
             await check_redis_access(redis)
             yield
 
-        cache: Cache = RedisCache(redis)
-        bus: MessageBus = RedisBus(redis)
+        cache: Cache = RedisCache(redis, on_fault=on_fault)
+        bus: MessageBus = RedisBus(
+            redis, tracer=telemetry.tracer("servicekit.redis_bus"), on_fault=on_fault
+        )
         return cls(
             TaggedCache(cache, tags) if tags is not None else cache,
             TaggedBus(bus, tags, TAGGED_CHANNELS) if tags is not None else bus,
-            RedisRateLimiter(redis),
+            RedisRateLimiter(redis, on_fault=on_fault),
             checks={"redis": redis.ping},
             beside=checked_at_start,
             close=redis.aclose,
@@ -115,9 +124,12 @@ async def build_user_service(
     bus: MessageBus,
     limiter: RateLimiter,
     engine: AsyncEngine | None = None,
+    telemetry: Telemetry | None = None,
 ) -> AsyncIterator[UserServiceState]:
     """Everything the service needs, disposed in reverse order. Subscribes its bus consumer;
-    the owner of the bus starts it."""
+    the owner of the bus starts it. The service's metrics go to ``telemetry``'s registry
+    (once per registry)."""
+    telemetry = telemetry or Telemetry.off()
     async with contextlib.AsyncExitStack() as stack:
         if engine is None:
             engine = create_service_engine(settings)
@@ -176,23 +188,39 @@ async def build_user_service(
                 audience=settings.jwt_audience,
             ),
             signing_keys=ring.keys,
+            metrics=UserMetrics(telemetry.metrics),
         )
-        bus.subscribe(VERIFY_USER_CHANNEL, verification_handler(state, bus))
+        bus.subscribe(
+            VERIFY_USER_CHANNEL,
+            verification_handler(
+                state, bus, tracer=telemetry.tracer("user_service.verification_consumer")
+            ),
+        )
         yield state
 
 
 def create_app(
-    settings: UserSettings | None = None, *, adapters: Adapters | None = None
+    settings: UserSettings | None = None,
+    *,
+    adapters: Adapters | None = None,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """The User Service's app: its database from the settings, Redis adapters unless others
-    are given."""
+    are given; metrics as the settings say and traces as the ``OTEL_*`` variables say, unless
+    ``telemetry`` is given."""
     settings = settings or load_settings(UserSettings)
+    telemetry = telemetry or telemetry_from_environment(
+        settings.service_name, metrics_enabled=settings.metrics_enabled
+    )
     engine = create_service_engine(settings)
-    shared = adapters or Adapters.redis(settings)
+    telemetry.metrics.watch_engine(engine, settings.service_name)
+    instrument_engine(engine, telemetry.tracing)
+    shared = adapters or Adapters.redis(settings, telemetry)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(telemetry.close)
             stack.push_async_callback(engine.dispose)
             if shared.close is not None:
                 stack.push_async_callback(shared.close)
@@ -205,6 +233,7 @@ def create_app(
                     bus=shared.bus,
                     limiter=shared.limiter,
                     engine=engine,
+                    telemetry=telemetry,
                 )
             )
             await shared.bus.start()
@@ -219,6 +248,7 @@ def create_app(
         description="Accounts, login and token keys.",
         cors_origins=settings.cors_allow_origins,
         cors_allow_credentials=settings.cors_allow_credentials,
+        telemetry=telemetry,
     )
     for router in routers():
         app.include_router(router)
@@ -233,8 +263,11 @@ def _app() -> FastAPI:
     settings = require_settings(
         load_settings(UserSettings), "redis_signing_key", reason="by the distributed deployment"
     )
-    configure_logging(settings.service_name, settings.log_level)
-    return create_app(settings)
+    telemetry = telemetry_from_environment(
+        settings.service_name, metrics_enabled=settings.metrics_enabled
+    )
+    configure_logging(settings.service_name, settings.log_level, traces=bool(telemetry.tracing))
+    return create_app(settings, telemetry=telemetry)
 
 
 def __getattr__(name: str) -> Any:

@@ -20,12 +20,14 @@ single bad row cannot fail its neighbours.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from order_service.core.metrics import OrderMetrics
 from order_service.domain import IdempotencyRecordData, OrderData
 from order_service.repositories.idempotency_repository import claim_keys
 from order_service.repositories.order_repository import insert_orders
@@ -44,11 +46,24 @@ class _Pending:
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # The placing request's context, kept only when batches are traced.
+    context: contextvars.Context | None = None
 
 
 class SqlOrderWriter:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 128) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 128,
+        metrics: OrderMetrics | None = None,
+        traced: bool = False,
+    ) -> None:
+        """``traced``: a batch's statements are traced in the trace of the first order it
+        carries (tracing on); otherwise they run in no request's context at all."""
         self._engine = engine
+        self._traced = traced
+        self._batch_size = (metrics or OrderMetrics.off()).batch_size
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
@@ -62,10 +77,17 @@ class SqlOrderWriter:
             if key in self._in_flight:
                 return False
             self._in_flight.add(key)
-        pending = _Pending(order, record)
+        pending = _Pending(
+            order, record, context=contextvars.copy_context() if self._traced else None
+        )
         self._queue.append(pending)
         if self._writer is None:
-            self._writer = asyncio.create_task(self._drain(), name="order-writer")
+            # In a context of its own: the task outlives the request that happened to start
+            # it and writes other requests' orders, so it must not carry that request's id
+            # or trace.
+            self._writer = asyncio.create_task(
+                self._drain(), name="order-writer", context=contextvars.Context()
+            )
         return await pending.done
 
     async def close(self) -> None:
@@ -77,13 +99,18 @@ class SqlOrderWriter:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                self._batch_size.observe(len(batch))
                 await self._write_batch(batch)
         finally:
             self._writer = None
 
     async def _write_batch(self, batch: list[_Pending]) -> None:
         try:
-            won = await self._insert(batch)
+            context = batch[0].context
+            if context is None:
+                won = await self._insert(batch)
+            else:
+                won = await asyncio.create_task(self._insert(batch), context=context)
         except Exception as exc:
             if len(batch) == 1 or is_dependency_fault(exc):
                 failure = _translated(exc)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Protocol
 
 import httpx
 import pydantic
+from opentelemetry.trace import SpanKind, Tracer
 
 from contracts import (
     INTERNAL_VERIFICATION_PATH,
@@ -28,12 +30,14 @@ from contracts import (
     VerifyUser,
     user_cache_key,
 )
+from order_service.core.metrics import OrderMetrics
 from order_service.domain import UserStanding
 from order_service.errors import UserVerificationUnavailable
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
 from servicekit.errors import DependencyUnavailable
 from servicekit.logs import request_id_var
+from servicekit.tracing import traceparent_of
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +81,43 @@ class CachedBusUserVerifier:
         *,
         timeout: float,
         fallback: StandingSource | None = None,
+        metrics: OrderMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._cache = cache
         self._bus = bus
         self._timeout = timeout
         self._fallback = fallback
+        self._metrics = metrics or OrderMetrics.off()
+        self._tracer = tracer
         self._pending: dict[str, tuple[uuid.UUID, asyncio.Future[UserVerification]]] = {}
         bus.subscribe(USER_VERIFICATION_RESPONSE_CHANNEL, self._on_reply)
 
     async def verify(self, user_id: uuid.UUID) -> UserStanding:
+        try:
+            standing = await self._verify(user_id)
+        except UserVerificationUnavailable:
+            self._metrics.verified("unavailable")
+            raise
+        self._metrics.verified(standing.source)
+        return standing
+
+    async def _verify(self, user_id: uuid.UUID) -> UserStanding:
         cached = await self._from_cache(user_id)
         if cached is not None:
             return cached
-        answered = await self._ask_bus(user_id)
+        if self._tracer is None:
+            answered = await self._ask_bus(user_id)
+        else:
+            with self._tracer.start_as_current_span(
+                f"{VERIFY_USER_CHANNEL} publish",
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": VERIFY_USER_CHANNEL,
+                },
+            ):
+                answered = await self._ask_bus(user_id)
         if answered is not None:
             return answered
         if self._fallback is not None:
@@ -123,8 +151,12 @@ class CachedBusUserVerifier:
         self._pending[request_id] = (user_id, reply)
         try:
             message = VerifyUser(
-                request_id=request_id, user_id=user_id, trace_id=request_id_var.get()
+                request_id=request_id,
+                user_id=user_id,
+                trace_id=request_id_var.get(),
+                traceparent=traceparent_of() if self._tracer is not None else None,
             )
+            asked_at = time.perf_counter()
             receivers = await self._bus.publish(
                 VERIFY_USER_CHANNEL, message.model_dump_json().encode()
             )
@@ -132,6 +164,7 @@ class CachedBusUserVerifier:
                 log.info("nobody listens on %s", VERIFY_USER_CHANNEL)
                 return None
             answer = await asyncio.wait_for(reply, self._timeout)
+            self._metrics.bus_round_trip.observe(time.perf_counter() - asked_at)
         except TimeoutError:
             log.warning(
                 "no reply on %s within %.2fs", USER_VERIFICATION_RESPONSE_CHANNEL, self._timeout

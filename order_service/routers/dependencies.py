@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from order_service.core.config import OrderSettings
+from order_service.core.metrics import OrderMetrics
 from order_service.services.ports import OrderUnitOfWork, OrderWriter, UserVerifier
 from servicekit.tokens import TokenVerifier
 from servicekit.uow import UnitOfWorkFactory
@@ -25,6 +26,7 @@ class OrderServiceState:
     users: UserVerifier
     writer: OrderWriter
     token_verifier: TokenVerifier
+    metrics: OrderMetrics = field(default_factory=OrderMetrics.off)
 
 
 def state_of(request: Request) -> OrderServiceState:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from order_service.routers.dependencies import Authenticated
 from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_read
 from order_service.services import order_service
+from servicekit.errors import AppError
 from servicekit.jsonbody import ExactJsonRoute
 from servicekit.web import problem_responses
 
@@ -43,23 +44,30 @@ async def create_order(
     idempotency_key: IdempotencyKey = None,
 ) -> OrderRead:
     state = caller.state
-    placed = await order_service.place_order(
-        state.new_uow(),
-        state.users,
-        state.writer,
-        user_id=caller.user_id,
-        currency=body.currency,
-        lines=[
-            order_service.LineInput(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price)
-            for i in body.items
-        ],
-        idempotency_key=idempotency_key,
-        idempotency_ttl=dt.timedelta(hours=state.settings.idempotency_ttl_hours),
-        session_epoch=caller.session_epoch,
-    )
+    try:
+        placed = await order_service.place_order(
+            state.new_uow(),
+            state.users,
+            state.writer,
+            user_id=caller.user_id,
+            currency=body.currency,
+            lines=[
+                order_service.LineInput(sku=i.sku, quantity=i.quantity, unit_price=i.unit_price)
+                for i in body.items
+            ],
+            idempotency_key=idempotency_key,
+            idempotency_ttl=dt.timedelta(hours=state.settings.idempotency_ttl_hours),
+            session_epoch=caller.session_epoch,
+        )
+    except AppError as exc:
+        state.metrics.refused(exc.code)
+        raise
     response.headers["Location"] = f"/orders/{placed.order.id}"
     if placed.replayed:
+        state.metrics.replayed.inc()
         response.headers["Idempotent-Replayed"] = "true"
+    else:
+        state.metrics.created.inc()
     return order_read(placed.order)
 
 

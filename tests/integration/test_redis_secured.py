@@ -379,10 +379,12 @@ async def test_a_wrong_redis_password_stops_the_service_with_one_line(
     env = {**service_env(database_url, acl_redis), "REDIS_PASSWORD": "not-the-password"}
     code, stderr = await run_image_command(USER_DOCKERFILE, env)
     assert code != 0, stderr
-    errors = [line for line in stderr.splitlines() if line.startswith("ERROR")]
+    # Every line is JSON, uvicorn's too (its log config, servicekit/uvicorn-logging.json).
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    errors = [line["msg"] for line in lines if line["level"] == "error"]
     assert errors[0].startswith(
-        f"ERROR:    redis at 127.0.0.1:{acl_redis.server.port} refused our credentials"
+        f"redis at 127.0.0.1:{acl_redis.server.port} refused our credentials"
     ), stderr
-    assert errors[1:] == ["ERROR:    Application startup failed. Exiting."], stderr
+    assert errors[1:] == ["Application startup failed. Exiting."], stderr
     assert "Traceback" not in stderr
     assert "not-the-password" not in stderr

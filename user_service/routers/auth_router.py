@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from contracts import INTERNAL_VERIFICATION_PATH, JWKS_PATH
+from servicekit.errors import AppError, ServiceUnavailable, TooManyRequests
 from servicekit.text import PlainText
 from servicekit.web import problem_responses
 from user_service.core.config import UserSettings
@@ -49,39 +50,58 @@ async def log_in(
     if grant_type == "refresh_token":
         if not refresh_token:
             raise InvalidTokenRequest("The refresh_token grant needs refresh_token.")
-        tokens = await sessions.refresh(
-            state.new_uow(),
-            state.cache,
-            state.issuer,
-            state.limiter,
-            refresh_token=refresh_token,
-            client_id=client_id,
-            client_address=client_address,
-            limits=_login_limits(settings),
-            refresh_ttl=refresh_ttl,
-        )
+        try:
+            tokens = await sessions.refresh(
+                state.new_uow(),
+                state.cache,
+                state.issuer,
+                state.limiter,
+                refresh_token=refresh_token,
+                client_id=client_id,
+                client_address=client_address,
+                limits=_login_limits(settings),
+                refresh_ttl=refresh_ttl,
+            )
+        except TooManyRequests:
+            state.metrics.refused_by_limit("login")
+            raise
     else:
         if username is None or password is None:
             raise InvalidTokenRequest("The password grant needs username and password.")
-        tokens = await sessions.log_in(
-            state.new_uow(),
-            state.cache,
-            state.hasher,
-            state.issuer,
-            state.limiter,
-            email=username,
-            password=password,
-            client_id=client_id or "public",
-            client_address=client_address,
-            limits=_login_limits(settings),
-            refresh_ttl=refresh_ttl,
-        )
+        try:
+            tokens = await sessions.log_in(
+                state.new_uow(),
+                state.cache,
+                state.hasher,
+                state.issuer,
+                state.limiter,
+                email=username,
+                password=password,
+                client_id=client_id or "public",
+                client_address=client_address,
+                limits=_login_limits(settings),
+                refresh_ttl=refresh_ttl,
+            )
+        except AppError as exc:
+            state.metrics.login(_login_outcome(exc))
+            if isinstance(exc, TooManyRequests):
+                state.metrics.refused_by_limit("login")
+            raise
+        state.metrics.login("success")
     response.headers["Cache-Control"] = "no-store"
     return AccessToken(
         access_token=tokens.access_token,
         expires_in=tokens.expires_in,
         refresh_token=tokens.refresh_token,
     )
+
+
+def _login_outcome(exc: AppError) -> str:
+    if isinstance(exc, TooManyRequests):
+        return "rate_limited"
+    if isinstance(exc, ServiceUnavailable):
+        return "unavailable"
+    return exc.code
 
 
 @router.post(

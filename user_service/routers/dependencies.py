@@ -4,7 +4,7 @@ annotated dependencies of its routes."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,6 +17,7 @@ from servicekit.uow import UnitOfWorkFactory
 from servicekit.web import Caller, caller_auth
 from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
 from user_service.core.config import UserSettings
+from user_service.core.metrics import UserMetrics
 from user_service.errors import InvalidServiceCredential
 from user_service.services.ports import UserStandings, UserUnitOfWork
 
@@ -34,6 +35,7 @@ class UserServiceState:
     issuer: TokenIssuer
     token_verifier: TokenVerifier
     signing_keys: tuple[SigningKey, ...]
+    metrics: UserMetrics = field(default_factory=UserMetrics.off)
 
 
 def state_of(request: Request) -> UserServiceState:

@@ -8,11 +8,18 @@ from __future__ import annotations
 import logging
 
 import pydantic
+from opentelemetry.trace import SpanKind, Tracer
 
-from contracts import USER_VERIFICATION_RESPONSE_CHANNEL, UserVerification, VerifyUser
+from contracts import (
+    USER_VERIFICATION_RESPONSE_CHANNEL,
+    VERIFY_USER_CHANNEL,
+    UserVerification,
+    VerifyUser,
+)
 from servicekit.bus import Handler, MessageBus
 from servicekit.faults import is_dependency_fault
 from servicekit.logs import request_id_var
+from servicekit.tracing import context_of
 from user_service.domain import UserStanding
 from user_service.routers.dependencies import UserServiceState
 from user_service.services.verification import verify_user
@@ -20,7 +27,12 @@ from user_service.services.verification import verify_user
 log = logging.getLogger(__name__)
 
 
-def verification_handler(state: UserServiceState, bus: MessageBus) -> Handler:
+def verification_handler(
+    state: UserServiceState, bus: MessageBus, *, tracer: Tracer | None = None
+) -> Handler:
+    """With a ``tracer``, each request is handled in a consumer span, child of the asking
+    span the message's ``traceparent`` names."""
+
     async def handle(raw: bytes) -> None:
         try:
             request = VerifyUser.model_validate_json(raw)
@@ -28,6 +40,21 @@ def verification_handler(state: UserServiceState, bus: MessageBus) -> Handler:
             log.warning("dropped a malformed verify_user message")
             return
         request_id_var.set(request.trace_id or request.request_id)
+        if tracer is None:
+            await respond(request)
+            return
+        with tracer.start_as_current_span(
+            f"{VERIFY_USER_CHANNEL} process",
+            context=context_of(request.traceparent),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.destination.name": VERIFY_USER_CHANNEL,
+            },
+        ):
+            await respond(request)
+
+    async def respond(request: VerifyUser) -> None:
 
         async def reply(standing: UserStanding | None) -> None:
             answer = UserVerification(

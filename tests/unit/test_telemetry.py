@@ -1,0 +1,177 @@
+"""Telemetry configuration: tracing only from OTEL_*, a registry per app, metrics switchable."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from opentelemetry.sdk.resources import SERVICE_NAME
+from opentelemetry.sdk.trace import ReadableSpan
+
+from servicekit.logs import JsonFormatter
+from servicekit.metrics import Metrics
+from servicekit.telemetry import Telemetry, telemetry_from_environment
+from servicekit.tracing import (
+    TracingConfigurationError,
+    context_of,
+    create_tracer_provider,
+    traceparent_of,
+    tracing_wanted,
+)
+from servicekit.web import create_base_app
+
+
+@pytest.mark.parametrize(
+    ("env", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "x", "OTEL_TRACES_SAMPLER": "always_on"}, False),
+        ({"OTEL_TRACES_EXPORTER": "none"}, False),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://h:4318"}, False),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://h:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://h:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}, False),
+    ],
+)
+def test_tracing_is_on_only_when_the_environment_asks(env: dict[str, str], wanted: bool) -> None:
+    assert tracing_wanted(env) is wanted
+    assert (create_tracer_provider("svc", env) is not None) is wanted
+
+
+def test_without_otel_service_name_the_service_reports_its_own_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    provider = create_tracer_provider("order-service", {"OTEL_TRACES_EXPORTER": "console"})
+    assert provider is not None
+    assert provider.resource.attributes[SERVICE_NAME] == "order-service"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "orders-eu")
+    named = create_tracer_provider("order-service", {"OTEL_TRACES_EXPORTER": "console"})
+    assert named is not None
+    assert named.resource.attributes[SERVICE_NAME] == "orders-eu"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
+        (
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+    ],
+)
+def test_a_setting_it_cannot_honour_stops_with_one_line(
+    env: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with pytest.raises(TracingConfigurationError, match=named):
+        create_tracer_provider("svc", env)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit):
+        telemetry_from_environment("svc", metrics_enabled=True)
+    assert named in capsys.readouterr().err
+
+
+def test_a_traceparent_survives_the_trip_through_a_message() -> None:
+    provider = create_tracer_provider("svc", {"OTEL_TRACES_EXPORTER": "console"})
+    assert provider is not None
+    assert traceparent_of() is None  # no span, nothing to carry
+    with provider.get_tracer("t").start_as_current_span("asking") as span:
+        carried = traceparent_of()
+    assert carried is not None
+    parent = context_of(carried)
+    assert parent is not None
+    with provider.get_tracer("t").start_as_current_span("answering", context=parent) as child:
+        assert isinstance(child, ReadableSpan)
+        assert child.parent is not None
+        assert child.parent.span_id == span.get_span_context().span_id
+    provider.shutdown()
+
+
+def test_log_lines_inside_a_span_carry_its_ids() -> None:
+    provider = create_tracer_provider("svc", {"OTEL_TRACES_EXPORTER": "console"})
+    assert provider is not None
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("svc", traces=True))
+    logger = logging.getLogger("test.telemetry")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("outside")
+        with provider.get_tracer("t").start_as_current_span("work") as span:
+            logger.warning("inside")
+    finally:
+        logger.removeHandler(handler)
+    outside, inside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert "trace_id" not in outside
+    context = span.get_span_context()
+    assert inside["trace_id"] == format(context.trace_id, "032x")
+    assert inside["span_id"] == format(context.span_id, "016x")
+    provider.shutdown()
+
+
+def tiny_app(telemetry: Telemetry) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = create_base_app(
+        title="t", version="1", lifespan=lifespan, max_body_bytes=4096, telemetry=telemetry
+    )
+
+    @app.get("/things/{thing_id}")
+    async def thing(thing_id: int) -> dict[str, int]:
+        return {"id": thing_id}
+
+    return app
+
+
+async def get(app: FastAPI, *paths: str) -> list[httpx.Response]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        return [await client.get(path) for path in paths]
+
+
+async def test_two_apps_in_one_process_count_apart() -> None:
+    first, second = tiny_app(Telemetry(Metrics.enabled())), tiny_app(Telemetry(Metrics.enabled()))
+    await get(first, "/things/1", "/things/2", "/things/3")
+    await get(second, "/things/9")
+    [one] = await get(first, "/metrics")
+    [two] = await get(second, "/metrics")
+    route = 'http_route="/things/{thing_id}"'
+    count = "http_server_request_duration_seconds_count"
+    ones = [ln for ln in one.text.splitlines() if ln.startswith(count) and route in ln]
+    twos = [ln for ln in two.text.splitlines() if ln.startswith(count) and route in ln]
+    assert ones[0].endswith(" 3.0")
+    assert twos[0].endswith(" 1.0")
+
+
+async def test_raw_paths_and_odd_methods_make_no_series_of_their_own() -> None:
+    app = tiny_app(Telemetry(Metrics.enabled()))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await client.get("/nowhere/abc123")
+        await client.request("BREW", "/things/7")
+        text = (await client.get("/metrics")).text
+    assert "abc123" not in text
+    assert 'http_route="unmatched"' in text
+    assert 'http_request_method="_OTHER"' in text
+    assert "BREW" not in text
+
+
+async def test_with_metrics_off_there_is_no_metrics_endpoint() -> None:
+    app = tiny_app(Telemetry(Metrics.disabled()))
+    thing, metrics = await get(app, "/things/1", "/metrics")
+    assert thing.status_code == 200
+    assert metrics.status_code == 404
