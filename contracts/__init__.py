@@ -49,12 +49,17 @@ class UserVerification(_Message):
     user_id: uuid.UUID
     exists: bool
     active: bool
+    # Access tokens of an earlier session epoch are refused (a password change or a
+    # deactivation raises it). Absent from older senders: 0.
+    session_epoch: int = Field(default=0, ge=0)
 
 
 class CachedUser(_Message):
-    """The value under ``user:{user_id}``; ``version`` grows with every change of the user."""
+    """The value under ``user:{user_id}``; ``version`` grows with every change of the user,
+    ``session_epoch`` with every change that ends the user's sessions."""
 
     id: uuid.UUID
     email: str
     active: bool
     version: int = 0
+    session_epoch: int = Field(default=0, ge=0)

@@ -137,6 +137,9 @@ class UserStanding:
     exists: bool
     active: bool
     source: str
+    # Raised by every password change and deactivation: access tokens of a lower epoch
+    # belong to an ended session.
+    session_epoch: int = 0
 
     @property
     def may_act(self) -> bool:

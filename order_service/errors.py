@@ -5,6 +5,7 @@ from __future__ import annotations
 from servicekit.errors import (
     Conflict,
     Forbidden,
+    InvalidToken,
     NotFound,
     ServiceUnavailable,
     UnprocessableContent,
@@ -44,3 +45,10 @@ class IdempotencyKeyReused(UnprocessableContent):
 class InvalidCursor(UnprocessableContent):
     code = "invalid_cursor"
     detail = "The cursor is not valid."
+
+
+class SessionEnded(InvalidToken):
+    """The token is sound, but a password change or a deactivation ended its session."""
+
+    code = "invalid_token"
+    detail = "The session of this access token has ended; log in again."

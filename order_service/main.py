@@ -90,13 +90,16 @@ class Adapters:
         instrument_httpx(user_service, telemetry.tracing)
         keys = settings.redis_signing_keys()
         tags = Tags(keys) if keys else None
+        jwks = JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds)
 
         @contextlib.asynccontextmanager
         async def checked_at_start() -> AsyncIterator[None]:
             if tags is None:
                 raise StartRefused("REDIS_SIGNING_KEY is required by the distributed deployment")
             await check_redis_access(redis)
-            yield
+            # The token keys are refetched on the JWKS's max-age, so a withdrawn key goes.
+            async with jwks.refreshing():
+                yield
 
         async def close() -> None:
             await user_service.aclose()
@@ -110,7 +113,7 @@ class Adapters:
         return cls(
             cache=TaggedCache(cache, tags) if tags is not None else cache,
             bus=TaggedBus(bus, tags, TAGGED_CHANNELS) if tags is not None else bus,
-            keys=JwksKeySource(user_service, JWKS_PATH, cooldown=settings.jwks_cooldown_seconds),
+            keys=jwks,
             user_service=user_service,
             checks={"redis": redis.ping},
             beside=checked_at_start,

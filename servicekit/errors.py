@@ -20,6 +20,24 @@ class AppError(Exception):
         self.headers = dict(headers or {})
         super().__init__(self.message)
 
+    def extensions(self) -> dict[str, str]:
+        """Members added to the problem body beside ``code`` (RFC 9457 extensions)."""
+        return {}
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "bad_request"
+    detail = "The request is not valid."
+
+
+class OAuthError(BadRequest):
+    """An OAuth 2.0 token-endpoint error (RFC 6749 section 5.2): ``error`` and
+    ``error_description`` in the problem body, ``error`` equal to ``code``."""
+
+    def extensions(self) -> dict[str, str]:
+        return {"error": self.code, "error_description": self.message}
+
 
 class Unauthorized(AppError):
     status_code = 401

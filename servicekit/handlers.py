@@ -50,7 +50,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
         # Its message names the part and its address: for the log, not for the client.
         log.warning("dependency fault on %s %s: %s", request.method, request.url.path, exc)
         return problem(exc.status_code, exc.code, ServiceUnavailable.detail, headers=exc.headers)
-    return problem(exc.status_code, exc.code, exc.message, headers=exc.headers)
+    return problem(exc.status_code, exc.code, exc.message, headers=exc.headers, **exc.extensions())
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

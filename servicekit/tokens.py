@@ -18,6 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 ALLOWED_ALGORITHMS = ("ES256",)
 ACCESS_TOKEN_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
+# The user's session epoch when the token was issued: a password change or a deactivation
+# raises the user's epoch, and every token carrying a lower one is refused. A token without
+# the claim (issued before sessions had epochs) is of epoch 0.
+SESSION_EPOCH_CLAIM = "session_epoch"
 MAX_TOKEN_LENGTH = 4096
 
 
@@ -31,14 +35,23 @@ class AccessClaims:
     token_id: str
     issued_at: int
     expires_at: int
+    session_epoch: int = 0
 
 
 class KeySource(Protocol):
+    """Public keys by ``kid``. ``generation`` changes whenever the set of keys may have lost
+    a member, so that tokens remembered under an older set are checked again."""
+
+    @property
+    def generation(self) -> int: ...
+
     async def get_key(self, kid: str) -> EllipticCurvePublicKey | None: ...
 
 
 class StaticKeySource:
     """Keys known in this process (the single process, and the user service itself)."""
+
+    generation = 0
 
     def __init__(self, keys: dict[str, EllipticCurvePublicKey]) -> None:
         self._keys = dict(keys)
@@ -53,9 +66,10 @@ class TokenVerifier:
     A client sends the same token with every request for its whole life, and an ES256
     check costs far more than the rest of a small request's own work. So the claims of an
     accepted token are kept, keyed by the token's exact text, for at most ``remember_seconds``
-    and never past its ``exp``. Only accepted tokens are kept: a forged or unknown one pays
-    the full check every time. The trade-off: a signing key withdrawn from the key source
-    stops accepting its tokens only after ``remember_seconds``.
+    and never past its ``exp``, and only while the key source's ``generation`` is the one
+    it was accepted under: a key withdrawn from the key source takes its remembered tokens
+    with it. Only accepted tokens are kept: a forged or unknown one pays the full check
+    every time.
     """
 
     def __init__(
@@ -76,21 +90,22 @@ class TokenVerifier:
         self._remember_seconds = remember_seconds
         self._remember_max = remember_max
         self._now = clock
-        self._accepted: OrderedDict[str, tuple[float, AccessClaims]] = OrderedDict()
+        self._accepted: OrderedDict[str, tuple[float, int, AccessClaims]] = OrderedDict()
 
     async def verify(self, token: str) -> AccessClaims:
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("token too long")
         remembered = self._accepted.get(token)
         if remembered is not None:
-            valid_until, claims = remembered
-            if self._now() < valid_until:
+            valid_until, generation, claims = remembered
+            if self._now() < valid_until and generation == self._keys.generation:
                 return claims
             del self._accepted[token]
+        generation = self._keys.generation
         claims = await self._verify_signed(token)
         if self._remember_seconds > 0:
             valid_until = min(self._now() + self._remember_seconds, float(claims.expires_at))
-            self._accepted[token] = (valid_until, claims)
+            self._accepted[token] = (valid_until, generation, claims)
             if len(self._accepted) > self._remember_max:
                 self._accepted.popitem(last=False)
         return claims
@@ -126,6 +141,13 @@ class TokenVerifier:
         sub, jti = claims["sub"], claims["jti"]
         if not isinstance(sub, str) or not isinstance(jti, str):
             raise TokenError("sub and jti must be strings")
+        epoch = claims.get(SESSION_EPOCH_CLAIM, 0)
+        if type(epoch) is not int or epoch < 0:
+            raise TokenError("session_epoch must be a non-negative integer")
         return AccessClaims(
-            subject=sub, token_id=jti, issued_at=int(claims["iat"]), expires_at=int(claims["exp"])
+            subject=sub,
+            token_id=jti,
+            issued_at=int(claims["iat"]),
+            expires_at=int(claims["exp"]),
+            session_epoch=epoch,
         )

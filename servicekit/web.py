@@ -265,6 +265,8 @@ class Caller(Generic[S]):
 
     state: S
     user_id: uuid.UUID
+    # The token's session epoch: the service refuses it if the user's epoch has moved on.
+    session_epoch: int = 0
 
 
 def caller_auth(state_of: Callable[[Request], S], *, token_url: str) -> BearerAuth[Caller[S]]:
@@ -272,7 +274,9 @@ def caller_auth(state_of: Callable[[Request], S], *, token_url: str) -> BearerAu
     return BearerAuth(
         token_url=token_url,
         verifier_of=lambda request: state_of(request).token_verifier,
-        principal=lambda request, claims: Caller(state_of(request), user_id_of(claims)),
+        principal=lambda request, claims: Caller(
+            state_of(request), user_id_of(claims), claims.session_epoch
+        ),
     )
 
 

@@ -22,10 +22,13 @@ class User:
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
+    # Raised by every change that ends the user's sessions (a password change, a
+    # deactivation): access and refresh tokens of a lower epoch are refused.
+    session_epoch: int = 0
 
     @property
     def standing(self) -> UserStanding:
-        return UserStanding(self.id, self.email, self.is_active, self.version)
+        return UserStanding(self.id, self.email, self.is_active, self.version, self.session_epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +40,20 @@ class UserStanding:
     email: str
     is_active: bool
     version: int
+    session_epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    """A refresh token as the use cases see it (the token itself is never stored: only its
+    SHA-256). Each use spends it and adds its successor to the same family; the family is
+    what reuse, logout and a change of the user revoke."""
+
+    id: uuid.UUID
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    client_id: str
+    session_epoch: int
+    expires_at: dt.datetime
+    spent_at: dt.datetime | None
+    revoked_at: dt.datetime | None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from servicekit.errors import (
     Conflict,
     Forbidden,
     InvalidToken,
+    OAuthError,
     TooManyRequests,
     Unauthorized,
     UnprocessableContent,
@@ -50,3 +53,27 @@ class TooManyLoginAttempts(TooManyRequests):
 class InvalidServiceCredential(Unauthorized):
     code = "invalid_service_credential"
     detail = "A valid service credential is required."
+
+
+class SessionEnded(InvalidToken):
+    """The token is sound, but a password change or a deactivation ended its session."""
+
+    code = "invalid_token"
+    detail = "The session of this access token has ended; log in again."
+
+
+class InvalidGrant(OAuthError):
+    """RFC 6749 section 5.2: the refresh token is unknown, spent, revoked or expired, or its
+    session has ended. One answer for all of them."""
+
+    code = "invalid_grant"
+    detail = "The refresh token is invalid, expired or revoked."
+
+    def __init__(self, detail: str | None = None, *, user_id: uuid.UUID | None = None):
+        super().__init__(detail)
+        self.user_id = user_id  # whose token it was, if known: its failures count there
+
+
+class InvalidTokenRequest(OAuthError):
+    code = "invalid_request"
+    detail = "The token request is missing a parameter."

@@ -47,13 +47,8 @@ from user_service.adapters.user_standings import (
     RememberedUserStandings,
     SqlUserStandings,
 )
-from user_service.core.auth import (
-    PasswordHasher,
-    TokenIssuer,
-    load_or_create_dev_key,
-    signing_key_from_pem,
-)
-from user_service.core.config import UserSettings
+from user_service.core.auth import KeyRing, PasswordHasher, TokenIssuer, load_or_create_dev_key
+from user_service.core.config import UserSettings, configured_signing_keys
 from user_service.core.database import MIGRATIONS, VERSION_TABLE
 from user_service.core.metrics import UserMetrics
 from user_service.routers import auth_router, user_router
@@ -164,11 +159,10 @@ async def build_user_service(
             stack.push_async_callback(listener.close)
             user_standings = remembered
 
-        key = (
-            signing_key_from_pem(settings.jwt_private_key.get_secret_value().encode())
-            if settings.jwt_private_key
-            else load_or_create_dev_key(settings.data_dir)
-        )
+        ring = configured_signing_keys(settings)
+        if ring is None:
+            dev_key = load_or_create_dev_key(settings.data_dir)
+            ring = KeyRing(signer=dev_key, keys=(dev_key,))
         hasher = PasswordHasher(
             memory_kib=settings.argon2_memory_kib,
             time_cost=settings.argon2_time_cost,
@@ -183,17 +177,17 @@ async def build_user_service(
             hasher=hasher,
             limiter=limiter,
             issuer=TokenIssuer(
-                key,
+                ring.signer,
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
                 ttl_seconds=settings.access_token_ttl_seconds,
             ),
             token_verifier=TokenVerifier(
-                StaticKeySource({key.kid: key.public_key}),
+                StaticKeySource({key.kid: key.public_key for key in ring.keys}),
                 issuer=settings.jwt_issuer,
                 audience=settings.jwt_audience,
             ),
-            signing_keys=(key,),
+            signing_keys=ring.keys,
             metrics=UserMetrics(telemetry.metrics),
         )
         bus.subscribe(

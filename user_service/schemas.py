@@ -96,12 +96,14 @@ class AccessToken(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    refresh_token: str
 
 
 class UserVerificationRead(BaseModel):
     user_id: uuid.UUID
     exists: bool
     active: bool
+    session_epoch: int
 
 
 class JsonWebKeySet(BaseModel):

@@ -62,9 +62,12 @@ class HttpUserVerifier:
             response.raise_for_status()
             body = response.json()
             exists, active = body["exists"], body["active"]
+            epoch = body.get("session_epoch", 0)  # absent from older user services
             if not (isinstance(exists, bool) and isinstance(active, bool)):
                 raise TypeError("exists and active must be JSON booleans")
-            return UserStanding(exists=exists, active=active, source="http")
+            if type(epoch) is not int or epoch < 0:
+                raise TypeError("session_epoch must be a JSON integer, 0 or more")
+            return UserStanding(exists=exists, active=active, source="http", session_epoch=epoch)
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             log.warning("user service did not answer the verification of %s: %r", user_id, exc)
             raise UserVerificationUnavailable() from None
@@ -137,7 +140,9 @@ class CachedBusUserVerifier:
             return None
         if user.id != user_id:
             return None
-        return UserStanding(exists=True, active=user.active, source="cache")
+        return UserStanding(
+            exists=True, active=user.active, source="cache", session_epoch=user.session_epoch
+        )
 
     async def _ask_bus(self, user_id: uuid.UUID) -> UserStanding | None:
         request_id = uuid.uuid4().hex
@@ -170,7 +175,12 @@ class CachedBusUserVerifier:
             return None
         finally:
             del self._pending[request_id]
-        return UserStanding(exists=answer.exists, active=answer.active, source="bus")
+        return UserStanding(
+            exists=answer.exists,
+            active=answer.active,
+            source="bus",
+            session_epoch=answer.session_epoch,
+        )
 
     async def _on_reply(self, raw: bytes) -> None:
         try:

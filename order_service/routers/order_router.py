@@ -57,6 +57,7 @@ async def create_order(
             ],
             idempotency_key=idempotency_key,
             idempotency_ttl=dt.timedelta(hours=state.settings.idempotency_ttl_hours),
+            session_epoch=caller.session_epoch,
         )
     except AppError as exc:
         state.metrics.refused(exc.code)
@@ -83,6 +84,7 @@ async def list_orders(
         user_id=caller.user_id,
         limit=limit,
         cursor=cursor,
+        session_epoch=caller.session_epoch,
     )
     return OrderPage(items=[order_read(o) for o in page.orders], next_cursor=page.next_cursor)
 
@@ -91,7 +93,11 @@ async def list_orders(
 async def read_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
     state = caller.state
     order = await order_service.get_order(
-        state.new_uow(read_only=True), state.users, user_id=caller.user_id, order_id=order_id
+        state.new_uow(read_only=True),
+        state.users,
+        user_id=caller.user_id,
+        order_id=order_id,
+        session_epoch=caller.session_epoch,
     )
     return order_read(order)
 
@@ -104,6 +110,10 @@ async def read_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
 async def cancel_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
     state = caller.state
     order = await order_service.cancel_order(
-        state.new_uow(), state.users, user_id=caller.user_id, order_id=order_id
+        state.new_uow(),
+        state.users,
+        user_id=caller.user_id,
+        order_id=order_id,
+        session_epoch=caller.session_epoch,
     )
     return order_read(order)

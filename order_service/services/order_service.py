@@ -28,6 +28,7 @@ from order_service.errors import (
     IdempotencyKeyReused,
     OrderNotCancellable,
     OrderNotFound,
+    SessionEnded,
     UserNotAllowed,
 )
 from order_service.services.pagination import decode_cursor, encode_cursor
@@ -59,9 +60,17 @@ class OrderPage:
     next_cursor: str | None
 
 
-async def ensure_user_may_act(users: UserVerifier, user_id: uuid.UUID) -> None:
-    if not (await users.verify(user_id)).may_act:
+async def ensure_user_may_act(
+    users: UserVerifier, user_id: uuid.UUID, *, session_epoch: int = 0
+) -> None:
+    """``session_epoch`` is the access token's: a token from before the user's last password
+    change belongs to an ended session (401). A deactivated user is refused first (403), as
+    before sessions had epochs."""
+    standing = await users.verify(user_id)
+    if not standing.may_act:
         raise UserNotAllowed()
+    if session_epoch < standing.session_epoch:
+        raise SessionEnded()
 
 
 async def place_order(
@@ -74,9 +83,10 @@ async def place_order(
     lines: Sequence[LineInput],
     idempotency_key: str | None,
     idempotency_ttl: dt.timedelta,
+    session_epoch: int = 0,
 ) -> PlacedOrder:
     """``uow`` is only opened when the key turns out to be taken, to read what took it."""
-    await ensure_user_may_act(users, user_id)
+    await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     now = utc_now()
     order = new_order(user_id=user_id, currency=currency, lines=lines, now=now)
     if idempotency_key is None:
@@ -114,8 +124,9 @@ async def list_orders(
     user_id: uuid.UUID,
     limit: int,
     cursor: str | None,
+    session_epoch: int = 0,
 ) -> OrderPage:
-    await ensure_user_may_act(users, user_id)
+    await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     before = decode_cursor(cursor) if cursor else None
     async with uow:
         orders = await uow.orders.list_for_user(user_id, limit=limit + 1, before=before)
@@ -127,9 +138,14 @@ async def list_orders(
 
 
 async def get_order(
-    uow: OrderUnitOfWork, users: UserVerifier, *, user_id: uuid.UUID, order_id: uuid.UUID
+    uow: OrderUnitOfWork,
+    users: UserVerifier,
+    *,
+    user_id: uuid.UUID,
+    order_id: uuid.UUID,
+    session_epoch: int = 0,
 ) -> OrderData:
-    await ensure_user_may_act(users, user_id)
+    await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     async with uow:
         order = await uow.orders.get_for_user(order_id, user_id)
     if order is None:
@@ -138,9 +154,14 @@ async def get_order(
 
 
 async def cancel_order(
-    uow: OrderUnitOfWork, users: UserVerifier, *, user_id: uuid.UUID, order_id: uuid.UUID
+    uow: OrderUnitOfWork,
+    users: UserVerifier,
+    *,
+    user_id: uuid.UUID,
+    order_id: uuid.UUID,
+    session_epoch: int = 0,
 ) -> OrderData:
-    await ensure_user_may_act(users, user_id)
+    await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     async with uow:
         order = await uow.orders.get_for_update(order_id, user_id)
         if order is None:

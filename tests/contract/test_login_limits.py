@@ -89,3 +89,36 @@ async def test_an_address_is_limited_across_accounts_and_outcomes(limited: Api) 
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     # Registration is not a login: it is not limited by this counter.
     assert (await limited.register()).status_code == 201
+
+
+async def refresh(api: Api, token: str) -> int:
+    answer = await api.users.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": token}
+    )
+    return answer.status_code
+
+
+async def test_refreshes_count_against_the_address_as_logins_do(limited: Api) -> None:
+    email = unique_email()
+    assert (await limited.register(email)).status_code == 201
+    token = (await limited.login(email)).json()["refresh_token"]
+    outcomes = []
+    for _ in range(ADDRESS_LIMIT - 1):  # the login above was one attempt
+        outcomes.append(await refresh(limited, "never-issued"))
+    assert set(outcomes) == {400}
+    refused = await limited.users.post(
+        "/auth/token", data={"grant_type": "refresh_token", "refresh_token": token}
+    )
+    assert_problem(refused, 429, "too_many_requests")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert_problem(await limited.login(email), 429, "too_many_requests")
+
+
+async def test_failed_refreshes_of_an_account_count_as_its_failed_logins(limited: Api) -> None:
+    email = unique_email()
+    assert (await limited.register(email)).status_code == 201
+    spent = (await limited.login(email)).json()["refresh_token"]
+    assert await refresh(limited, spent) == 200
+    for _ in range(ACCOUNT_LIMIT):
+        assert await refresh(limited, spent) == 400  # reuse, then a revoked family
+    assert_problem(await limited.login(email), 429, "too_many_requests")

@@ -166,7 +166,12 @@ async def test_internal_verification_needs_the_service_credential(api: Api) -> N
     internal = {"Authorization": f"Bearer {api.deployment.internal_token}"}
     response = await api.users.get(path, headers=internal)
     assert response.status_code == 200
-    assert response.json() == {"user_id": account.id, "exists": True, "active": True}
+    assert response.json() == {
+        "user_id": account.id,
+        "exists": True,
+        "active": True,
+        "session_epoch": 0,
+    }
     unknown = await api.users.get(
         "/internal/users/00000000-0000-4000-8000-000000000000/verification", headers=internal
     )

@@ -108,7 +108,12 @@ async def test_user_verification_is_not_answered_from_memory_while_postgres_is_a
             assert answer.status_code == 503, answer.text
             after += 1
             await asyncio.sleep(0.1)
-    assert answer.json() == {"user_id": account.id, "exists": True, "active": True}
+    assert answer.json() == {
+        "user_id": account.id,
+        "exists": True,
+        "active": True,
+        "session_epoch": 0,
+    }
     print(
         f"verification, postgres {fault}: {statuses.count(200)} x 200 then 503;"
         f" {after} x 503 after restore, then 200"

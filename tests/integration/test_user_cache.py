@@ -69,6 +69,7 @@ async def test_register_writes_the_cache_with_an_hour_ttl(
         "email",
         "active",
         "version",
+        "session_epoch",
     }
 
 

@@ -202,7 +202,14 @@ async def test_a_miss_sends_one_request_and_takes_its_reply(
     assert (reply.exists, reply.active) == (True, True)
     [wire_reply] = [m for m in watch.messages if m.channel == USER_VERIFICATION_RESPONSE_CHANNEL]
     # The reply carries its tag (servicekit.tags), made with the key only the services hold.
-    assert set(wire_reply.body) == {"request_id", "user_id", "exists", "active", "tag"}
+    assert set(wire_reply.body) == {
+        "request_id",
+        "user_id",
+        "exists",
+        "active",
+        "session_epoch",
+        "tag",
+    }
     assert len(watch.messages) == 2  # nothing else on either channel
 
     # Answering refilled the cache: the next order is a hit again.

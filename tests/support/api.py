@@ -69,6 +69,15 @@ class Api:
             token=logged_in.json()["access_token"],
         )
 
+    async def refresh(self, refresh_token: str, **form: str) -> httpx.Response:
+        return await self.users.post(
+            "/auth/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token, **form},
+        )
+
+    async def revoke(self, token: str) -> httpx.Response:
+        return await self.users.post("/auth/revoke", data={"token": token})
+
     async def me(self, token: str) -> httpx.Response:
         return await self.users.get("/users/me", headers=_bearer(token))
 

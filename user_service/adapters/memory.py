@@ -9,6 +9,10 @@ import uuid
 from types import TracebackType
 from typing import Self
 
+from user_service.adapters.refresh_tokens import (
+    InMemoryRefreshTokenRepository,
+    RefreshTokenStore,
+)
 from user_service.domain import User, UserStanding
 from user_service.errors import ConcurrentUpdate, EmailAlreadyRegistered
 
@@ -18,6 +22,7 @@ class InMemoryUserDatabase:
 
     def __init__(self) -> None:
         self.users: dict[uuid.UUID, User] = {}
+        self.refresh_tokens = RefreshTokenStore()
         self.commits = 0
 
     def __call__(self, *, read_only: bool = False) -> InMemoryUserUnitOfWork:
@@ -60,12 +65,14 @@ class InMemoryUsers:
 
 class InMemoryUserUnitOfWork:
     users: InMemoryUsers
+    refresh_tokens: InMemoryRefreshTokenRepository
 
     def __init__(self, database: InMemoryUserDatabase) -> None:
         self._database = database
 
     async def __aenter__(self) -> Self:
         self.users = InMemoryUsers(self._database)
+        self.refresh_tokens = InMemoryRefreshTokenRepository(self._database.refresh_tokens)
         return self
 
     async def __aexit__(
@@ -75,6 +82,7 @@ class InMemoryUserUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self.users.written.clear()  # rolled back unless committed
+        self.refresh_tokens.rolled_back()
 
     async def commit(self) -> None:
         for user_id, user in self.users.written.items():
@@ -88,6 +96,7 @@ class InMemoryUserUnitOfWork:
                 raise EmailAlreadyRegistered()
         self._database.users.update(self.users.written)
         self.users.written.clear()
+        self.refresh_tokens.committed()
         self._database.commits += 1
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicekit.database import SqlUnitOfWork
 from user_service.domain import User
 from user_service.errors import ConcurrentUpdate, EmailAlreadyRegistered
+from user_service.repositories.refresh_token_repository import RefreshTokenRepository
 from user_service.repositories.user_repository import UserRepository
 
 
@@ -40,6 +41,8 @@ class SqlUsers:
 
 class SqlUserUnitOfWork(SqlUnitOfWork):
     users: SqlUsers
+    refresh_tokens: RefreshTokenRepository
 
     def open_repositories(self, session: AsyncSession) -> None:
         self.users = SqlUsers(session)
+        self.refresh_tokens = RefreshTokenRepository(session)

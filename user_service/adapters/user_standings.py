@@ -44,7 +44,7 @@ class PostgresUserStandings:
 
     async def get(self, user_id: uuid.UUID) -> UserStanding | None:
         row = await self._lookups.fetch_row(_STANDING_SQL, user_id)
-        return None if row is None else UserStanding(row[0], row[1], row[2], row[3])
+        return None if row is None else UserStanding(row[0], row[1], row[2], row[3], row[4])
 
 
 # Sent by the database (migration 0002) with the user's id whenever a row of user_account

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import time
 import unicodedata
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from servicekit.tokens import ACCESS_TOKEN_TYPE
+from servicekit.tokens import ACCESS_TOKEN_TYPE, SESSION_EPOCH_CLAIM
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,42 @@ def thumbprint(key: ec.EllipticCurvePublicKey) -> str:
 def signing_key_from_pem(pem: bytes) -> SigningKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise ValueError("JWT_PRIVATE_KEY must be an EC P-256 private key in PEM")
+        raise ValueError("a signing key must be an EC P-256 private key in PEM")
     return SigningKey(kid=thumbprint(key.public_key()), private_key=key)
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The keys this service holds: ``signer`` signs, every key in ``keys`` is published in
+    the JWKS and accepted. Rotation adds a key, makes it the signer, then drops the old one."""
+
+    signer: SigningKey
+    keys: tuple[SigningKey, ...]
+
+
+def key_ring_from_pems(pems: str, *, signing_kid: str | None = None) -> KeyRing:
+    """Every PEM block of ``pems`` (duplicates once); the signer is ``signing_kid`` or the
+    first. A ValueError names the setting at fault."""
+    keys: dict[str, SigningKey] = {}
+    blocks = [match.group(0) for match in _PEM_BLOCK.finditer(pems.encode())]
+    if not blocks:
+        raise ValueError("JWT_PRIVATE_KEY(S): no PEM block found")
+    for block in blocks:
+        try:
+            key = signing_key_from_pem(block)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"JWT_PRIVATE_KEY(S): {exc}") from None
+        keys.setdefault(key.kid, key)
+    if signing_kid is None:
+        signer = next(iter(keys.values()))
+    elif signing_kid in keys:
+        signer = keys[signing_kid]
+    else:
+        raise ValueError(f"JWT_SIGNING_KID: no configured key has the kid {signing_kid!r}")
+    return KeyRing(signer=signer, keys=tuple(keys.values()))
 
 
 def load_or_create_dev_key(data_dir: Path) -> SigningKey:
@@ -142,7 +177,7 @@ class TokenIssuer:
         self.ttl_seconds = ttl_seconds
         self._headers = {"kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
 
-    def issue(self, subject: uuid.UUID, *, client_id: str) -> str:
+    def issue(self, subject: uuid.UUID, *, client_id: str, session_epoch: int = 0) -> str:
         now = int(time.time())
         claims = {
             "iss": self._issuer,
@@ -152,5 +187,6 @@ class TokenIssuer:
             "iat": now,
             "exp": now + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
+            SESSION_EPOCH_CLAIM: session_epoch,
         }
         return jwt.encode(claims, self._key.private_key, algorithm="ES256", headers=self._headers)

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from servicekit.cors import CorsOrigins, check_cors_policy
 from servicekit.settings import ServiceSettings
+from user_service.core.auth import KeyRing, key_ring_from_pems
 
 PASSWORD_MIN_LENGTH = 15  # the default of PASSWORD_MIN_LENGTH
 PASSWORD_MAX_LENGTH = 128
@@ -24,6 +25,17 @@ class UserSettings(ServiceSettings):
     jwt_private_key: SecretStr | None = Field(
         None, description="PEM of the EC P-256 signing key; a development key is made if unset"
     )
+    # Key rotation: several PEMs one after the other, all published in the JWKS. The one
+    # named by JWT_SIGNING_KID signs (its RFC 7638 thumbprint, as the JWKS shows it); if
+    # unset, the first key (JWT_PRIVATE_KEY, else the first of JWT_PRIVATE_KEYS) signs.
+    jwt_private_keys: SecretStr | None = Field(
+        None, description="PEMs of EC P-256 keys: the signer and the keys that only verify"
+    )
+    jwt_signing_kid: str | None = Field(None, min_length=1, max_length=200)
+    # How long a verifier may keep the JWKS (Cache-Control: max-age): a retired key is
+    # refused by the order service at most this long after it left the set.
+    jwks_max_age_seconds: int = Field(300, ge=1, le=86_400)
+    refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=60, le=365 * 86_400)
     argon2_memory_kib: int = Field(OWASP_ARGON2_MEMORY_KIB, ge=OWASP_ARGON2_MEMORY_KIB)
     argon2_time_cost: int = Field(OWASP_ARGON2_TIME_COST, ge=OWASP_ARGON2_TIME_COST)
     password_hash_concurrency: int = Field(max(1, (os.cpu_count() or 2) - 1), ge=1, le=64)
@@ -43,3 +55,25 @@ class UserSettings(ServiceSettings):
     def _cors_policy(self) -> UserSettings:
         check_cors_policy(self.cors_allow_origins, allow_credentials=self.cors_allow_credentials)
         return self
+
+    @model_validator(mode="after")
+    def _signing_keys(self) -> UserSettings:
+        # Read once here so that a bad PEM or an unknown JWT_SIGNING_KID stops the start
+        # with one line; the composition root reads them again from the same text.
+        configured_signing_keys(self)
+        return self
+
+
+def configured_signing_keys(settings: UserSettings) -> KeyRing | None:
+    """The keys of JWT_PRIVATE_KEY and JWT_PRIVATE_KEYS, or None if neither is set (then a
+    development key is made in the data folder)."""
+    pems = "".join(
+        secret.get_secret_value() + "\n"
+        for secret in (settings.jwt_private_key, settings.jwt_private_keys)
+        if secret is not None
+    )
+    if not pems.strip():
+        if settings.jwt_signing_kid is not None:
+            raise ValueError("JWT_SIGNING_KID: set, but no JWT_PRIVATE_KEY(S) to choose from")
+        return None
+    return key_ring_from_pems(pems, signing_kid=settings.jwt_signing_kid)

@@ -18,7 +18,7 @@ _BY_ID = select(t).where(t.c.id == bindparam("user_id"))
 _BY_EMAIL = select(t).where(t.c.email == bindparam("email"))
 _INSERT = insert(t)
 # What other services may know of a user, by id: the read behind ``verify_user``.
-STANDING_BY_ID = select(t.c.id, t.c.email, t.c.is_active, t.c.version).where(
+STANDING_BY_ID = select(t.c.id, t.c.email, t.c.is_active, t.c.version, t.c.session_epoch).where(
     t.c.id == bindparam("user_id")
 )
 
@@ -42,7 +42,9 @@ class UserRepository:
     async def get_standing(self, user_id: uuid.UUID) -> UserStanding | None:
         connection = await self._session.connection()
         row = (await connection.execute(STANDING_BY_ID, {"user_id": user_id})).first()
-        return None if row is None else UserStanding(row.id, row.email, row.is_active, row.version)
+        if row is None:
+            return None
+        return UserStanding(row.id, row.email, row.is_active, row.version, row.session_epoch)
 
     async def add(self, user: User) -> None:
         """Raises the driver's IntegrityError if the email is taken."""
@@ -58,6 +60,7 @@ class UserRepository:
                 "version": user.version,
                 "created_at": user.created_at,
                 "updated_at": user.updated_at,
+                "session_epoch": user.session_epoch,
             },
         )
 
@@ -74,6 +77,7 @@ class UserRepository:
                 is_active=user.is_active,
                 updated_at=user.updated_at,
                 version=user.version,
+                session_epoch=user.session_epoch,
             )
         )
         return result.rowcount == 1

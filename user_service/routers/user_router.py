@@ -35,7 +35,9 @@ async def register_user(body: UserCreate, state: State) -> UserRead:
 @router.get("/users/me", operation_id="read_me", responses=problem_responses(401))
 async def read_me(caller: Authenticated) -> UserRead:
     user = await profile.get_active_user(
-        caller.state.new_uow(read_only=True), user_id=caller.user_id
+        caller.state.new_uow(read_only=True),
+        user_id=caller.user_id,
+        session_epoch=caller.session_epoch,
     )
     return UserRead.model_validate(user)
 
@@ -52,6 +54,7 @@ async def update_me(body: UserUpdate, caller: Authenticated) -> UserRead:
         password=body.password,
         current_password=body.current_password,
         password_min_length=state.settings.password_min_length,
+        session_epoch=caller.session_epoch,
     )
     return UserRead.model_validate(user)
 
@@ -64,5 +67,7 @@ async def update_me(body: UserUpdate, caller: Authenticated) -> UserRead:
 )
 async def deactivate_me(caller: Authenticated) -> Response:
     state = caller.state
-    await deactivation.deactivate_user(state.new_uow(), state.cache, user_id=caller.user_id)
+    await deactivation.deactivate_user(
+        state.new_uow(), state.cache, user_id=caller.user_id, session_epoch=caller.session_epoch
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -62,6 +62,7 @@ def verification_handler(
                 user_id=request.user_id,
                 exists=standing is not None,
                 active=standing is not None and standing.is_active,
+                session_epoch=standing.session_epoch if standing is not None else 0,
             )
             await bus.publish(USER_VERIFICATION_RESPONSE_CHANNEL, answer.model_dump_json().encode())
 

@@ -21,6 +21,7 @@ def cached_entry(standing: UserStanding) -> bytes:
             email=standing.email,
             active=standing.is_active,
             version=standing.version,
+            session_epoch=standing.session_epoch,
         )
         .model_dump_json()
         .encode()

@@ -61,7 +61,7 @@ async def authenticate(
     if new_hash is not None:
         user = await _store_rehash(uow, user, new_hash)
     await refresh_cached_user(cache, user.standing)
-    token = issuer.issue(user.id, client_id=client_id)
+    token = issuer.issue(user.id, client_id=client_id, session_epoch=user.session_epoch)
     return IssuedToken(access_token=token, expires_in=issuer.ttl_seconds, user=user)
 
 

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Protocol
 
 from servicekit.uow import UnitOfWork
-from user_service.domain import User, UserStanding
+from user_service.domain import RefreshTokenRecord, User, UserStanding
 
 
 class Users(Protocol):
@@ -29,9 +30,37 @@ class Users(Protocol):
         ...
 
 
+class RefreshTokens(Protocol):
+    """The refresh tokens, by the SHA-256 of the token; ``spend`` is atomic: of two units of
+    work spending one token, at most one gets it back."""
+
+    async def add(
+        self,
+        *,
+        token_hash: str,
+        family_id: uuid.UUID,
+        user_id: uuid.UUID,
+        client_id: str,
+        session_epoch: int,
+        created_at: dt.datetime,
+        expires_at: dt.datetime,
+    ) -> None: ...
+
+    async def get_by_hash(self, token_hash: str) -> RefreshTokenRecord | None: ...
+
+    async def spend(self, token_hash: str, *, now: dt.datetime) -> RefreshTokenRecord | None:
+        """The token, marked spent, if it was live (not spent, revoked or expired)."""
+        ...
+
+    async def revoke_family(self, family_id: uuid.UUID, *, now: dt.datetime) -> int: ...
+
+
 class UserUnitOfWork(UnitOfWork, Protocol):
     @property
     def users(self) -> Users: ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokens: ...
 
 
 class UserStandings(Protocol):

@@ -3,23 +3,42 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import uuid
 
 from servicekit.cache import Cache
 from servicekit.clock import utc_now
+from servicekit.errors import DependencyUnavailable, ServiceUnavailable
 from user_service.core.auth import PasswordHasher
 from user_service.domain import User
-from user_service.errors import AccountUnavailable, ConcurrentUpdate, WrongCurrentPassword
-from user_service.services.cached_user import refresh_cached_user
+from user_service.errors import (
+    AccountUnavailable,
+    ConcurrentUpdate,
+    SessionEnded,
+    WrongCurrentPassword,
+)
+from user_service.services.cached_user import (
+    forget_cached_user,
+    refresh_cached_user,
+    write_cached_user,
+)
 from user_service.services.ports import UserUnitOfWork
 from user_service.services.registration import check_password_policy
 
+log = logging.getLogger(__name__)
 
-async def get_active_user(uow: UserUnitOfWork, *, user_id: uuid.UUID) -> User:
+
+async def get_active_user(
+    uow: UserUnitOfWork, *, user_id: uuid.UUID, session_epoch: int | None = None
+) -> User:
+    """The caller's account; with ``session_epoch`` (the access token's), a token of an
+    ended session is refused as an account that is gone would be."""
     async with uow:
         user = await uow.users.get(user_id)
     if user is None or not user.is_active:
         raise AccountUnavailable()
+    if session_epoch is not None and session_epoch < user.session_epoch:
+        raise SessionEnded()
     return user
 
 
@@ -33,10 +52,14 @@ async def update_user(
     password: str | None,
     current_password: str | None,
     password_min_length: int,
+    session_epoch: int | None = None,
 ) -> User:
     """argon2 runs outside the transaction; the user's version makes sure nothing changed
-    between the read and the write (else 409)."""
-    seen = await get_active_user(uow, user_id=user_id)
+    between the read and the write (else 409). A new password ends every session: the
+    user's session epoch goes up, and, as for a deactivation, the cache must say so before
+    the commit, or the order service would take the old tokens for as long as the entry
+    lives (else 503, and nothing changes)."""
+    seen = await get_active_user(uow, user_id=user_id, session_epoch=session_epoch)
     new_hash = None
     if password is not None:
         check_password_policy(password, min_length=password_min_length)
@@ -55,9 +78,28 @@ async def update_user(
                 user,
                 full_name=user.full_name if full_name is None else full_name,
                 password_hash=user.password_hash if new_hash is None else new_hash,
+                session_epoch=user.session_epoch + (0 if new_hash is None else 1),
                 updated_at=utc_now(),
             )
         )
-        await uow.commit()
-    await refresh_cached_user(cache, user.standing)
+        if new_hash is None:
+            await uow.commit()
+        else:
+            await _commit_after_cache(uow, cache, user)
+    if new_hash is None:
+        await refresh_cached_user(cache, user.standing)
     return user
+
+
+async def _commit_after_cache(uow: UserUnitOfWork, cache: Cache, user: User) -> None:
+    try:
+        await write_cached_user(cache, user.standing)
+    except DependencyUnavailable as exc:
+        log.warning("password change of %s refused: cache write failed (%r)", user.id, exc)
+        raise ServiceUnavailable("The password was not changed; retry.") from None
+    try:
+        await uow.commit()
+    except BaseException:
+        # The cache already shows the new epoch; drop it so readers go back to the database.
+        await forget_cached_user(cache, user.id)
+        raise

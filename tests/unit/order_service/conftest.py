@@ -23,6 +23,7 @@ class Standings:
     active: set[uuid.UUID] = field(default_factory=set)
     inactive: set[uuid.UUID] = field(default_factory=set)
     unavailable: bool = False
+    session_epochs: dict[uuid.UUID, int] = field(default_factory=dict)
 
     def add_user(self) -> uuid.UUID:
         user_id = uuid.uuid4()
@@ -33,7 +34,12 @@ class Standings:
         if self.unavailable:
             raise UserVerificationUnavailable()
         known = user_id in self.active or user_id in self.inactive
-        return UserStanding(exists=known, active=user_id in self.active, source="test")
+        return UserStanding(
+            exists=known,
+            active=user_id in self.active,
+            source="test",
+            session_epoch=self.session_epochs.get(user_id, 0),
+        )
 
 
 @dataclass
