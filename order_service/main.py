@@ -32,7 +32,8 @@ from order_service.routers.dependencies import STATE_KEY, OrderServiceState
 from order_service.services import order_service
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
-from servicekit.database import create_service_engine, create_session_factory, database_check
+from servicekit.composition import assemble_service_app
+from servicekit.database import create_service_engine, create_session_factory
 from servicekit.errors import StartRefused
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
@@ -45,7 +46,7 @@ from servicekit.tags import TaggedBus, TaggedCache, Tags
 from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import KeySource, TokenVerifier
 from servicekit.tracing import instrument_engine, instrument_httpx, instrument_redis
-from servicekit.web import Check, create_base_app, health_router
+from servicekit.web import Check
 
 VERSION = "1.0.0"
 PURGE_INTERVAL_SECONDS = 600.0
@@ -214,45 +215,28 @@ def create_app(
     instrument_engine(engine, telemetry.tracing)
     shared = adapters or Adapters.redis(settings, telemetry)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(telemetry.close)
-            stack.push_async_callback(engine.dispose)
-            if shared.close is not None:
-                stack.push_async_callback(shared.close)
-            if shared.beside is not None:
-                await stack.enter_async_context(shared.beside())
-            state = await stack.enter_async_context(
-                build_order_service(
-                    settings,
-                    cache=shared.cache,
-                    bus=shared.bus,
-                    keys=shared.keys,
-                    user_service=shared.user_service,
-                    engine=engine,
-                    telemetry=telemetry,
-                )
-            )
-            await shared.bus.start()
-            stack.push_async_callback(shared.bus.close)
-            yield {STATE_KEY: state}
-
-    app = create_base_app(
+    return assemble_service_app(
+        name="order_service",
+        state_key=STATE_KEY,
+        routers=routers(),
+        engine=engine,
+        shared=shared,
+        telemetry=telemetry,
+        build=lambda: build_order_service(
+            settings,
+            cache=shared.cache,
+            bus=shared.bus,
+            keys=shared.keys,
+            user_service=shared.user_service,
+            engine=engine,
+            telemetry=telemetry,
+        ),
         title="Order Service",
         version=VERSION,
-        lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
         description="Orders of verified users.",
         token_url=settings.public_token_url,
-        telemetry=telemetry,
     )
-    for router in routers():
-        app.include_router(router)
-    app.include_router(
-        health_router("order_service", {"database": database_check(engine), **shared.checks})
-    )
-    return app
 
 
 @functools.cache

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import TAGGED_CHANNELS, VERIFY_USER_CHANNEL
 from servicekit.bus import InMemoryBus, MessageBus
 from servicekit.cache import Cache, InMemoryCache
-from servicekit.database import create_service_engine, create_session_factory, database_check
+from servicekit.composition import assemble_service_app
+from servicekit.database import create_service_engine, create_session_factory
 from servicekit.errors import StartRefused
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
@@ -38,7 +39,7 @@ from servicekit.tags import TaggedBus, TaggedCache, Tags
 from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import StaticKeySource, TokenVerifier
 from servicekit.tracing import instrument_engine, instrument_redis
-from servicekit.web import Check, create_base_app, health_router
+from servicekit.web import Check
 from user_service.adapters.sql_unit_of_work import SqlUserUnitOfWork
 from user_service.adapters.user_standings import (
     USER_CHANGES_CHANNEL,
@@ -217,45 +218,28 @@ def create_app(
     instrument_engine(engine, telemetry.tracing)
     shared = adapters or Adapters.redis(settings, telemetry)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        async with contextlib.AsyncExitStack() as stack:
-            stack.push_async_callback(telemetry.close)
-            stack.push_async_callback(engine.dispose)
-            if shared.close is not None:
-                stack.push_async_callback(shared.close)
-            if shared.beside is not None:
-                await stack.enter_async_context(shared.beside())
-            state = await stack.enter_async_context(
-                build_user_service(
-                    settings,
-                    cache=shared.cache,
-                    bus=shared.bus,
-                    limiter=shared.limiter,
-                    engine=engine,
-                    telemetry=telemetry,
-                )
-            )
-            await shared.bus.start()
-            stack.push_async_callback(shared.bus.close)
-            yield {STATE_KEY: state}
-
-    app = create_base_app(
+    return assemble_service_app(
+        name="user_service",
+        state_key=STATE_KEY,
+        routers=routers(),
+        engine=engine,
+        shared=shared,
+        telemetry=telemetry,
+        build=lambda: build_user_service(
+            settings,
+            cache=shared.cache,
+            bus=shared.bus,
+            limiter=shared.limiter,
+            engine=engine,
+            telemetry=telemetry,
+        ),
         title="User Service",
         version=VERSION,
-        lifespan=lifespan,
         max_body_bytes=settings.max_body_bytes,
         description="Accounts, login and token keys.",
         cors_origins=settings.cors_allow_origins,
         cors_allow_credentials=settings.cors_allow_credentials,
-        telemetry=telemetry,
     )
-    for router in routers():
-        app.include_router(router)
-    app.include_router(
-        health_router("user_service", {"database": database_check(engine), **shared.checks})
-    )
-    return app
 
 
 @functools.cache
