@@ -89,6 +89,7 @@ def measure_observability(run: Run, admin_dsn: str, service_env: dict[str, str])
             "REDIS_HOST": "127.0.0.1",
             "REDIS_PORT": str(redis_port),
             "INTERNAL_API_TOKEN": internal,
+            "REDIS_SIGNING_KEY": secrets.token_urlsafe(32),
             "DATA_DIR": data,
         }
         users = stack.enter_context(
