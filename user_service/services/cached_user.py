@@ -8,8 +8,9 @@ import uuid
 
 from contracts import USER_CACHE_TTL_SECONDS, CachedUser, user_cache_key
 from servicekit.cache import Cache
-from servicekit.errors import DependencyUnavailable
-from user_service.domain import UserStanding
+from servicekit.errors import DependencyUnavailable, ServiceUnavailable
+from user_service.domain import User, UserStanding
+from user_service.services.ports import UserUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +59,22 @@ async def forget_cached_user(cache: Cache, user_id: uuid.UUID) -> None:
         await cache.delete(user_cache_key(user_id))
     except DependencyUnavailable as exc:
         log.error("could not drop cached user %s after a failed commit: %r", user_id, exc)
+
+
+async def commit_after_cache(
+    uow: UserUnitOfWork, cache: Cache, user: User, *, refused: str
+) -> None:
+    """Commit a change that other services must see at once (a deactivation, a new session
+    epoch): the entry is overwritten first, whatever version it held; if that fails, nothing
+    is committed (503, ``refused``); if the commit fails, the entry is dropped so readers go
+    back to the database."""
+    try:
+        await overwrite_cached_user(cache, user.standing)
+    except DependencyUnavailable as exc:
+        log.warning("%s for %s: cache write failed (%r)", refused, user.id, exc)
+        raise ServiceUnavailable(f"{refused}; retry.") from None
+    try:
+        await uow.commit()
+    except BaseException:
+        await forget_cached_user(cache, user.id)
+        raise

@@ -9,9 +9,8 @@ import uuid
 
 from servicekit.cache import Cache
 from servicekit.clock import utc_now
-from servicekit.errors import DependencyUnavailable, ServiceUnavailable
 from user_service.errors import AccountUnavailable, SessionEnded
-from user_service.services.cached_user import forget_cached_user, overwrite_cached_user
+from user_service.services.cached_user import commit_after_cache
 from user_service.services.ports import UserUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -37,14 +36,4 @@ async def deactivate_user(
                 updated_at=utc_now(),
             )
         )
-        try:
-            await overwrite_cached_user(cache, user.standing)
-        except DependencyUnavailable as exc:
-            log.warning("deactivation of %s refused: cache write failed (%r)", user.id, exc)
-            raise ServiceUnavailable("The account could not be deactivated; retry.") from None
-        try:
-            await uow.commit()
-        except BaseException:
-            # The cache already says "inactive"; drop it so readers go back to the database.
-            await forget_cached_user(cache, user.id)
-            raise
+        await commit_after_cache(uow, cache, user, refused="The account could not be deactivated")

@@ -8,7 +8,6 @@ import uuid
 
 from servicekit.cache import Cache
 from servicekit.clock import utc_now
-from servicekit.errors import DependencyUnavailable, ServiceUnavailable
 from user_service.core.auth import PasswordHasher
 from user_service.domain import User
 from user_service.errors import (
@@ -18,9 +17,8 @@ from user_service.errors import (
     WrongCurrentPassword,
 )
 from user_service.services.cached_user import (
-    forget_cached_user,
+    commit_after_cache,
     refresh_cached_user,
-    write_cached_user,
 )
 from user_service.services.ports import UserUnitOfWork
 from user_service.services.registration import check_password_policy
@@ -85,21 +83,7 @@ async def update_user(
         if new_hash is None:
             await uow.commit()
         else:
-            await _commit_after_cache(uow, cache, user)
+            await commit_after_cache(uow, cache, user, refused="The password was not changed")
     if new_hash is None:
         await refresh_cached_user(cache, user.standing)
     return user
-
-
-async def _commit_after_cache(uow: UserUnitOfWork, cache: Cache, user: User) -> None:
-    try:
-        await write_cached_user(cache, user.standing)
-    except DependencyUnavailable as exc:
-        log.warning("password change of %s refused: cache write failed (%r)", user.id, exc)
-        raise ServiceUnavailable("The password was not changed; retry.") from None
-    try:
-        await uow.commit()
-    except BaseException:
-        # The cache already shows the new epoch; drop it so readers go back to the database.
-        await forget_cached_user(cache, user.id)
-        raise
