@@ -52,7 +52,14 @@ ORDER_BODY = json.dumps(
     },
     separators=(",", ":"),
 )
-WORKLOADS = ("create_order", "create_order_keyed", "list_orders", "read_me", "log_in")
+WORKLOADS = (
+    "create_order",
+    "create_order_keyed",
+    "list_orders",
+    "read_order",
+    "read_me",
+    "log_in",
+)
 # The login limiter would answer a login storm from one address with 429s within a second:
 # the benchmark measures logins (argon2) themselves, so it lifts the limits.
 SERVICE_ENV = {
@@ -146,6 +153,7 @@ class Account:
     id: str
     email: str
     token: str
+    order_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -242,11 +250,13 @@ def create_accounts(users_url: str, orders_url: str, count: int, orders_each: in
             accounts.append(Account(created.json()["id"], email, token.json()["access_token"]))
         for account in accounts:
             for _ in range(orders_each):
-                client.post(
+                placed = client.post(
                     f"{orders_url}/orders",
                     content=ORDER_BODY,
                     headers={**_bearer(account), "Content-Type": "application/json"},
-                ).raise_for_status()
+                )
+                placed.raise_for_status()
+                account.order_ids.append(placed.json()["id"])
     return accounts
 
 
@@ -269,6 +279,8 @@ def workload_requests(workload: str, accounts: list[Account]) -> list[Request]:
         ]
     if workload == "list_orders":
         return [Request("GET", "/orders?limit=20", _bearer(a)) for a in accounts]
+    if workload == "read_order":
+        return [Request("GET", f"/orders/{a.order_ids[-1]}", _bearer(a)) for a in accounts]
     if workload == "read_me":
         return [Request("GET", "/users/me", _bearer(a)) for a in accounts]
     if workload == "log_in":

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 PENDING = "pending"
 CANCELLED = "cancelled"
@@ -59,20 +58,6 @@ class OrderData:
     created_at: dt.datetime
     updated_at: dt.datetime
     lines: tuple[OrderLineData, ...]
-
-    @classmethod
-    def of(cls, order: Any, lines: tuple[OrderLineData, ...]) -> OrderData:
-        """From anything with an order's columns as attributes (a result row)."""
-        return cls(
-            id=order.id,
-            user_id=order.user_id,
-            status=order.status,
-            currency=order.currency,
-            total=order.total,
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-            lines=lines,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import JWKS_PATH, TAGGED_CHANNELS
+from order_service.adapters.order_reads import PostgresOrderReads, SqlOrderReads
 from order_service.adapters.order_writer import SqlOrderWriter
 from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
@@ -30,6 +31,7 @@ from order_service.core.metrics import OrderMetrics
 from order_service.routers import order_router
 from order_service.routers.dependencies import STATE_KEY, OrderServiceState
 from order_service.services import order_service
+from order_service.services.ports import OrderReads
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
 from servicekit.composition import assemble_service_app
@@ -39,6 +41,7 @@ from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.outbound import send_request_id
+from servicekit.postgres import PostgresLookups
 from servicekit.redis import RedisCache, check_redis_access, create_service_redis
 from servicekit.redis_bus import RedisBus
 from servicekit.settings import load_settings, require_settings
@@ -156,6 +159,15 @@ async def build_order_service(
         def new_uow(*, read_only: bool = False) -> SqlOrderUnitOfWork:
             return SqlOrderUnitOfWork(lookups if read_only else sessions)
 
+        reads: OrderReads = SqlOrderReads(lookups)
+        postgres = PostgresLookups.of(
+            settings, tracer=telemetry.tracer("order_service.order_reads")
+        )
+        if postgres is not None:
+            await postgres.start()
+            stack.push_async_callback(postgres.close)
+            reads = PostgresOrderReads(postgres)
+
         writer = SqlOrderWriter(engine, metrics=metrics, traced=telemetry.tracing is not None)
         stack.push_async_callback(writer.close)
         housekeeping = asyncio.create_task(_purge_keys_periodically(new_uow), name="purge-keys")
@@ -163,6 +175,7 @@ async def build_order_service(
         yield OrderServiceState(
             settings=settings,
             new_uow=new_uow,
+            reads=reads,
             writer=writer,
             users=CachedBusUserVerifier(
                 cache,

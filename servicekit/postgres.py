@@ -13,8 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from opentelemetry.trace import SpanKind, Tracer, get_current_span
 from sqlalchemy.engine import make_url
 
+from servicekit.errors import DependencyUnavailable
+from servicekit.faults import DEPENDENCY_FAULTS, fault_text
 from servicekit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -38,17 +41,25 @@ class PostgresLookups:
         size: int = 4,
         connect_timeout: float = 3.0,
         statement_timeout: float = 10.0,
+        tracer: Tracer | None = None,
     ) -> None:
-        self.dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+        parsed = make_url(url)
+        self.dsn = parsed.set(drivername="postgresql").render_as_string(False)
+        self.address = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
         self.application_name = application_name
         self.connect_timeout = connect_timeout
         self._size = size
         self._statement_timeout = statement_timeout
         self._pool: asyncpg.Pool | None = None
+        self._tracer = tracer
+        self._database = parsed.database or ""
 
     @classmethod
-    def of(cls, settings: ServiceSettings) -> PostgresLookups | None:
-        """For a service on Postgres; None on any other database."""
+    def of(
+        cls, settings: ServiceSettings, *, tracer: Tracer | None = None
+    ) -> PostgresLookups | None:
+        """For a service on Postgres; None on any other database. With ``tracer``, a read
+        made inside a sampled trace is a span of it, as the engine's statements are."""
         if make_url(settings.database_url).get_backend_name() != "postgresql":
             return None
         return cls(
@@ -56,6 +67,7 @@ class PostgresLookups:
             application_name=settings.service_name,
             connect_timeout=settings.db_connect_timeout,
             statement_timeout=settings.db_statement_timeout,
+            tracer=tracer,
         )
 
     async def start(self) -> None:
@@ -75,16 +87,43 @@ class PostgresLookups:
             self._pool = None
 
     async def fetch_row(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """The first row of ``query``, or None."""
+        rows = await self.fetch(query, *args)
+        return rows[0] if rows else None
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Every row of ``query``, prepared once per connection. A fault of the server is the
+        kit's ``DependencyUnavailable``, naming its address."""
+        if self._tracer is not None and get_current_span().is_recording():
+            with self._tracer.start_as_current_span(
+                f"{query.split(None, 1)[0]} {self._database}",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "db.system": "postgresql",
+                    "db.name": self._database,
+                    "db.statement": query,
+                    "server.address": self.address.rpartition(":")[0],
+                },
+            ):
+                return await self._fetch(query, args)
+        return await self._fetch(query, args)
+
+    async def _fetch(self, query: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
         if self._pool is None:
             raise RuntimeError("PostgresLookups used before start()")
-        # A deadline of its own rather than acquire(timeout=), which costs a task per call.
-        async with asyncio.timeout(self.connect_timeout):
-            connection = await self._pool.acquire()
         try:
-            row: asyncpg.Record | None = await connection.fetchrow(query, *args)
-            return row
-        finally:
-            await self._pool.release(connection)
+            # A deadline of its own rather than acquire(timeout=), which costs a task per call.
+            async with asyncio.timeout(self.connect_timeout):
+                connection = await self._pool.acquire()
+            try:
+                rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+                return rows
+            finally:
+                await self._pool.release(connection)
+        except DEPENDENCY_FAULTS as exc:
+            raise DependencyUnavailable(
+                f"postgresql at {self.address} did not answer: {fault_text(exc)}"
+            ) from exc
 
     def listener(self, channel: str, *, check_interval: float = 1.0) -> PostgresListener:
         return PostgresListener(

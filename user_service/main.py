@@ -44,8 +44,10 @@ from user_service.adapters.sql_unit_of_work import SqlUserUnitOfWork
 from user_service.adapters.user_standings import (
     USER_CHANGES_CHANNEL,
     USER_CHANGES_SENDER_EXISTS,
+    PostgresUserProfiles,
     PostgresUserStandings,
     RememberedUserStandings,
+    SqlUserProfiles,
     SqlUserStandings,
 )
 from user_service.core.auth import KeyRing, PasswordHasher, TokenIssuer, load_or_create_dev_key
@@ -55,7 +57,7 @@ from user_service.core.metrics import UserMetrics
 from user_service.routers import auth_router, user_router
 from user_service.routers.dependencies import STATE_KEY, UserServiceState
 from user_service.routers.verification_consumer import verification_handler
-from user_service.services.ports import UserStandings
+from user_service.services.ports import UserProfiles, UserStandings
 
 __all__ = ["STATE_KEY", "Adapters", "build_user_service", "create_app", "routers"]
 
@@ -144,10 +146,12 @@ async def build_user_service(
             return SqlUserUnitOfWork(lookups if read_only else sessions)
 
         user_standings: UserStandings = SqlUserStandings(lookups)
-        postgres = PostgresLookups.of(settings)
+        profiles: UserProfiles = SqlUserProfiles(lookups)
+        postgres = PostgresLookups.of(settings, tracer=telemetry.tracer("user_service.reads"))
         if postgres is not None:
             await postgres.start()
             stack.push_async_callback(postgres.close)
+            profiles = PostgresUserProfiles(postgres)
             listener = postgres.listener(USER_CHANGES_CHANNEL)
             remembered = RememberedUserStandings(
                 PostgresUserStandings(postgres), live=lambda: listener.live
@@ -174,6 +178,7 @@ async def build_user_service(
             settings=settings,
             new_uow=new_uow,
             user_standings=user_standings,
+            profiles=profiles,
             cache=cache,
             hasher=hasher,
             limiter=limiter,

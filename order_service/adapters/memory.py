@@ -1,5 +1,6 @@
-"""In-memory twins of the order unit of work and the order writer, over one shared store:
-the business rules run on them with no database at all (the unit tests, first of all)."""
+"""In-memory twins of the order unit of work, the order reads and the order writer, over one
+shared store: the business rules run on them with no database at all (the unit tests, first
+of all)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,25 @@ class InMemoryOrderRepository:
             self._changed[order_id] = dataclasses.replace(
                 order, status=status, updated_at=updated_at
             )
+
+
+class InMemoryOrderReads:
+    """The ``OrderReads`` twin: the committed orders of the store."""
+
+    def __init__(self, store: InMemoryOrderStore) -> None:
+        self._committed = InMemoryOrderRepository(store, {})
+
+    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
+        return await self._committed.get_for_user(order_id, user_id)
+
+    async def list_for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> list[OrderData]:
+        return await self._committed.list_for_user(user_id, limit=limit, before=before)
 
 
 class InMemoryIdempotencyRepository:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -94,6 +95,14 @@ def _with_lines(page: Subquery, *, lateral: bool) -> Select[Any]:
     )
 
 
+# The columns of every order read, in the order ``orders_from_rows`` takes them: an order's
+# (as ``OrderData`` lists its fields), then a line's.
+_READ_COLUMNS = (
+    *(f.name for f in dataclasses.fields(OrderData) if f.name != "lines"),
+    *(f.name for f in dataclasses.fields(OrderLineData)),
+)
+
+
 class BuiltRead:
     """A read built once, for each kind of database: building a statement costs more than
     running it (docs/benchmarks.md)."""
@@ -101,6 +110,9 @@ class BuiltRead:
     def __init__(self, page: Subquery) -> None:
         self.plain = _with_lines(page, lateral=False)
         self.lateral = _with_lines(page, lateral=True)
+        for built in (self.plain, self.lateral):
+            if tuple(built.selected_columns.keys()) != _READ_COLUMNS:
+                raise AssertionError(f"orders_from_rows reads {_READ_COLUMNS}")
 
     def for_dialect(self, name: str) -> Select[Any]:
         return self.lateral if name == "postgresql" else self.plain
@@ -192,13 +204,21 @@ class OrderRepository:
     async def _read(self, read: BuiltRead, params: dict[str, Any]) -> list[OrderData]:
         connection = await self._session.connection()
         query = read.for_dialect(connection.dialect.name)
-        rows = (await connection.execute(query, params)).all()
-        orders: list[OrderData] = []
-        lines: list[OrderLineData] = []
-        for n, row in enumerate(rows):
-            if row.position is not None:
-                lines.append(OrderLineData(row.position, row.sku, row.quantity, row.unit_price))
-            if n + 1 == len(rows) or rows[n + 1].id != row.id:
-                orders.append(OrderData.of(row, tuple(lines)))
-                lines = []
-        return orders
+        return orders_from_rows((await connection.execute(query, params)).all())
+
+
+def orders_from_rows(rows: Sequence[Sequence[Any]]) -> list[OrderData]:
+    """The orders of a read built by ``BuiltRead``: one row per line (an order without lines
+    has one row, its line columns null), by position, as the statement's columns come."""
+    orders: list[OrderData] = []
+    lines: list[OrderLineData] = []
+    last = len(rows) - 1
+    for n, row in enumerate(rows):
+        if row[7] is not None:
+            lines.append(OrderLineData(row[7], row[8], row[9], row[10]))
+        if n == last or rows[n + 1][0] != row[0]:
+            orders.append(
+                OrderData(row[0], row[1], row[2], row[3], row[4], row[5], row[6], tuple(lines))
+            )
+            lines = []
+    return orders

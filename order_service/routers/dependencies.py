@@ -9,7 +9,12 @@ from fastapi import Depends, Request
 
 from order_service.core.config import OrderSettings
 from order_service.core.metrics import OrderMetrics
-from order_service.services.ports import OrderUnitOfWork, OrderWriter, UserVerifier
+from order_service.services.ports import (
+    OrderReads,
+    OrderUnitOfWork,
+    OrderWriter,
+    UserVerifier,
+)
 from servicekit.tokens import TokenVerifier
 from servicekit.uow import UnitOfWorkFactory
 from servicekit.web import Caller, caller_auth
@@ -23,6 +28,7 @@ class OrderServiceState:
 
     settings: OrderSettings
     new_uow: UnitOfWorkFactory[OrderUnitOfWork]
+    reads: OrderReads
     users: UserVerifier
     writer: OrderWriter
     token_verifier: TokenVerifier

@@ -79,7 +79,7 @@ async def list_orders(
 ) -> OrderPage:
     state = caller.state
     page = await order_service.list_orders(
-        state.new_uow(read_only=True),
+        state.reads,
         state.users,
         user_id=caller.user_id,
         limit=limit,
@@ -93,7 +93,7 @@ async def list_orders(
 async def read_order(order_id: uuid.UUID, caller: Authenticated) -> OrderRead:
     state = caller.state
     order = await order_service.get_order(
-        state.new_uow(read_only=True),
+        state.reads,
         state.users,
         user_id=caller.user_id,
         order_id=order_id,

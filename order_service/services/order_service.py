@@ -32,7 +32,12 @@ from order_service.errors import (
     UserNotAllowed,
 )
 from order_service.services.pagination import decode_cursor, encode_cursor
-from order_service.services.ports import OrderUnitOfWork, OrderWriter, UserVerifier
+from order_service.services.ports import (
+    OrderReads,
+    OrderUnitOfWork,
+    OrderWriter,
+    UserVerifier,
+)
 from servicekit.clock import utc_now
 
 __all__ = [
@@ -118,7 +123,7 @@ async def place_order(
 
 
 async def list_orders(
-    uow: OrderUnitOfWork,
+    reads: OrderReads,
     users: UserVerifier,
     *,
     user_id: uuid.UUID,
@@ -128,8 +133,7 @@ async def list_orders(
 ) -> OrderPage:
     await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     before = decode_cursor(cursor) if cursor else None
-    async with uow:
-        orders = await uow.orders.list_for_user(user_id, limit=limit + 1, before=before)
+    orders = await reads.list_for_user(user_id, limit=limit + 1, before=before)
     if len(orders) <= limit:
         return OrderPage(orders=orders, next_cursor=None)
     orders = orders[:limit]
@@ -138,7 +142,7 @@ async def list_orders(
 
 
 async def get_order(
-    uow: OrderUnitOfWork,
+    reads: OrderReads,
     users: UserVerifier,
     *,
     user_id: uuid.UUID,
@@ -146,8 +150,7 @@ async def get_order(
     session_epoch: int = 0,
 ) -> OrderData:
     await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
-    async with uow:
-        order = await uow.orders.get_for_user(order_id, user_id)
+    order = await reads.get_for_user(order_id, user_id)
     if order is None:
         raise OrderNotFound()
     return order

@@ -49,6 +49,23 @@ class OrderUnitOfWork(UnitOfWork, Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
 
 
+class OrderReads(Protocol):
+    """Committed orders, each read one statement on its own, outside any transaction: the
+    read paths (a page of orders, one order), which need nothing else to hold still."""
+
+    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
+        """The user's order, or None (also when it is another user's)."""
+
+    async def list_for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> list[OrderData]:
+        """Newest first; ``before`` is the (created_at, id) of the last order already seen."""
+
+
 class OrderWriter(Protocol):
     """The one way a new order is written, with its Idempotency-Key record if it has one."""
 

@@ -1,6 +1,7 @@
 """The order service's repositories and unit of work on real SQLite and real Postgres."""
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import uuid
@@ -11,15 +12,18 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from order_service.adapters.order_reads import PostgresOrderReads, SqlOrderReads
 from order_service.adapters.order_writer import SqlOrderWriter
 from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.core.database import MIGRATIONS, VERSION_TABLE
 from order_service.domain import IdempotencyRecordData, OrderData, OrderLineData, UserStanding
 from order_service.errors import OrderNotCancellable
 from order_service.services import order_service
+from order_service.services.ports import OrderReads
 from servicekit.clock import utc_now
 from servicekit.database import create_engine, create_session_factory
 from servicekit.migrations import migrate
+from servicekit.postgres import PostgresLookups
 from tests.support.backing import postgres_database
 
 
@@ -253,3 +257,50 @@ async def test_one_bad_order_does_not_fail_its_batch(
     async with new_uow() as uow:
         stored = await uow.orders.list_for_user(user_id, limit=100)
     assert sorted(o.id for o in stored) == sorted(o.id for o in [existing, *good])
+
+
+async def _reads_of(engine: AsyncEngine, stack: contextlib.AsyncExitStack) -> list[OrderReads]:
+    """Every ``OrderReads`` the engine's database has: through a session, and on Postgres
+    also straight on asyncpg."""
+    reads: list[OrderReads] = [SqlOrderReads(create_session_factory(engine, read_only=True))]
+    if engine.dialect.name == "postgresql":
+        lookups = PostgresLookups(
+            engine.url.render_as_string(hide_password=False), application_name="test"
+        )
+        await lookups.start()
+        stack.push_async_callback(lookups.close)
+        reads.append(PostgresOrderReads(lookups))
+    return reads
+
+
+async def test_reads_give_the_orders_the_transaction_gives(
+    engine: AsyncEngine, new_uow: NewUow
+) -> None:
+    user_id, other = uuid.uuid4(), uuid.uuid4()
+    same = utc_now()
+    two_lines = dataclasses.replace(
+        _order(user_id, same),
+        lines=(
+            OrderLineData(position=0, sku="A", quantity=1, unit_price=Decimal("0.0001")),
+            OrderLineData(position=1, sku="B", quantity=7, unit_price=Decimal("12.50")),
+        ),
+    )
+    mine = [two_lines, *(_order(user_id, same - dt.timedelta(seconds=n)) for n in range(4))]
+    theirs = _order(other, same)
+    async with new_uow() as uow:
+        for order in [*mine, theirs]:
+            await uow.orders.add(order)
+        await uow.commit()
+    newest_first = sorted(mine, key=lambda o: (o.created_at, o.id), reverse=True)
+    async with contextlib.AsyncExitStack() as stack:
+        for reads in await _reads_of(engine, stack):
+            pages: list[list[OrderData]] = []
+            before = None
+            while page := await reads.list_for_user(user_id, limit=2, before=before):
+                pages.append(page)
+                before = (page[-1].created_at, page[-1].id)
+            assert [len(p) for p in pages] == [2, 2, 1], reads
+            assert [o for p in pages for o in p] == newest_first, reads
+            assert await reads.get_for_user(two_lines.id, user_id) == two_lines, reads
+            assert await reads.get_for_user(theirs.id, user_id) is None, reads
+            assert await reads.list_for_user(uuid.uuid4(), limit=5) == [], reads

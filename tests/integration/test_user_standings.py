@@ -15,14 +15,17 @@ import asyncpg
 import pytest
 
 from servicekit.database import create_engine, create_session_factory
+from servicekit.errors import DependencyUnavailable
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresListener, PostgresLookups
 from tests.support.backing import postgres_database
 from user_service.adapters.user_standings import (
     USER_CHANGES_CHANNEL,
     USER_CHANGES_SENDER_EXISTS,
+    PostgresUserProfiles,
     PostgresUserStandings,
     RememberedUserStandings,
+    SqlUserProfiles,
     SqlUserStandings,
 )
 from user_service.core.database import MIGRATIONS, VERSION_TABLE
@@ -138,6 +141,41 @@ async def test_the_asyncpg_read_and_the_session_read_agree(database: Database) -
         assert found.version == 1
     finally:
         await engine.dispose()
+
+
+async def test_the_asyncpg_profile_and_the_session_profile_agree(database: Database) -> None:
+    active, inactive, missing = (
+        await database.add_user(),
+        await database.add_user(active=False),
+        uuid.uuid4(),
+    )
+    engine = create_engine(database.url, application_name="states-test")
+    try:
+        by_session = SqlUserProfiles(create_session_factory(engine, read_only=True))
+        by_asyncpg = PostgresUserProfiles(database.lookups)
+        for user_id in (active, inactive, missing):
+            assert await by_asyncpg.get(user_id) == await by_session.get(user_id)
+        found = await by_asyncpg.get(inactive)
+        assert found is not None
+        assert (found.id, found.full_name, found.is_active) == (inactive, "A", False)
+        assert found.created_at.tzinfo is not None
+        assert await by_asyncpg.get(missing) is None
+    finally:
+        await engine.dispose()
+
+
+async def test_a_read_straight_on_asyncpg_names_the_server_it_could_not_reach() -> None:
+    lookups = PostgresLookups(
+        "postgresql+asyncpg://postgres@127.0.0.1:1/none",
+        application_name="states-test",
+        connect_timeout=1.0,
+    )
+    await lookups.start()
+    try:
+        with pytest.raises(DependencyUnavailable, match=r"postgresql at 127\.0\.0\.1:1 "):
+            await PostgresUserProfiles(lookups).get(uuid.uuid4())
+    finally:
+        await lookups.close()
 
 
 async def test_a_remembered_user_is_read_again_once_the_database_says_it_changed(

@@ -100,6 +100,16 @@ class InMemoryUserUnitOfWork:
         self._database.commits += 1
 
 
+class InMemoryUserProfiles:
+    """The ``UserProfiles`` port read from an in-memory database."""
+
+    def __init__(self, database: InMemoryUserDatabase) -> None:
+        self._database = database
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return self._database.users.get(user_id)
+
+
 class InMemoryUserStandings:
     """The ``UserStandings`` port read from an in-memory database."""
 

@@ -1,6 +1,7 @@
-"""The ``UserStandings`` port: the read behind every ``verify_user`` on a cache miss, one row,
-no transaction. On any database through a session, on Postgres straight on asyncpg, and a
-memory of both kept right by the database's change notifications."""
+"""The reads of one user by id, one row, no transaction: the ``UserStandings`` port (behind
+every ``verify_user`` on a cache miss) and the ``UserProfiles`` port (behind ``GET
+/users/me``). On any database through a session, on Postgres straight on asyncpg, and for
+standings a memory of both kept right by the database's change notifications."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from sqlalchemy.dialects.postgresql import asyncpg as postgres
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from servicekit.postgres import PostgresLookups
-from user_service.domain import UserStanding
-from user_service.repositories.user_repository import STANDING_BY_ID, UserRepository
+from user_service.domain import User, UserStanding
+from user_service.repositories.user_repository import BY_ID, STANDING_BY_ID, UserRepository
 
 
 class _Standings(Protocol):
@@ -45,6 +46,31 @@ class PostgresUserStandings:
     async def get(self, user_id: uuid.UUID) -> UserStanding | None:
         row = await self._lookups.fetch_row(_STANDING_SQL, user_id)
         return None if row is None else UserStanding(row[0], row[1], row[2], row[3], row[4])
+
+
+class SqlUserProfiles:
+    """On any database the engine speaks: a session of its own per read."""
+
+    def __init__(self, lookups: async_sessionmaker[AsyncSession]) -> None:
+        self._lookups = lookups
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        async with self._lookups() as session:
+            return await UserRepository(session).get(user_id)
+
+
+_PROFILE_SQL = str(BY_ID.compile(dialect=postgres.dialect()))  # type: ignore[no-untyped-call]
+
+
+class PostgresUserProfiles:
+    """On Postgres: the repository's statement straight on asyncpg, as for standings."""
+
+    def __init__(self, lookups: PostgresLookups) -> None:
+        self._lookups = lookups
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        row = await self._lookups.fetch_row(_PROFILE_SQL, user_id)
+        return None if row is None else User(**dict(row.items()))
 
 
 # Sent by the database (migration 0002) with the user's id whenever a row of user_account

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from user_service.domain import User, UserStanding
 from user_service.models import user_account as t
 
-_BY_ID = select(t).where(t.c.id == bindparam("user_id"))
+BY_ID = select(t).where(t.c.id == bindparam("user_id"))
 _BY_EMAIL = select(t).where(t.c.email == bindparam("email"))
 _INSERT = insert(t)
 # What other services may know of a user, by id: the read behind ``verify_user``.
@@ -33,7 +33,7 @@ class UserRepository:
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         connection = await self._session.connection()
-        return _user((await connection.execute(_BY_ID, {"user_id": user_id})).first())
+        return _user((await connection.execute(BY_ID, {"user_id": user_id})).first())
 
     async def get_by_email(self, email: str) -> User | None:
         connection = await self._session.connection()

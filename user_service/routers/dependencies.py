@@ -19,7 +19,7 @@ from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
 from user_service.core.config import UserSettings
 from user_service.core.metrics import UserMetrics
 from user_service.errors import InvalidServiceCredential
-from user_service.services.ports import UserStandings, UserUnitOfWork
+from user_service.services.ports import UserProfiles, UserStandings, UserUnitOfWork
 
 STATE_KEY = "user_service"
 
@@ -29,6 +29,7 @@ class UserServiceState:
     settings: UserSettings
     new_uow: UnitOfWorkFactory[UserUnitOfWork]
     user_standings: UserStandings
+    profiles: UserProfiles
     cache: Cache
     hasher: PasswordHasher
     limiter: RateLimiter

@@ -34,8 +34,8 @@ async def register_user(body: UserCreate, state: State) -> UserRead:
 
 @router.get("/users/me", operation_id="read_me", responses=problem_responses(401))
 async def read_me(caller: Authenticated) -> UserRead:
-    user = await profile.get_active_user(
-        caller.state.new_uow(read_only=True),
+    user = await profile.read_profile(
+        caller.state.profiles,
         user_id=caller.user_id,
         session_epoch=caller.session_epoch,
     )

@@ -67,3 +67,9 @@ class UserStandings(Protocol):
     """The read behind every ``verify_user`` on a cache miss: one row, no transaction."""
 
     async def get(self, user_id: uuid.UUID) -> UserStanding | None: ...
+
+
+class UserProfiles(Protocol):
+    """The read behind ``GET /users/me``: one user by id, one row, no transaction."""
+
+    async def get(self, user_id: uuid.UUID) -> User | None: ...

@@ -20,19 +20,31 @@ from user_service.services.cached_user import (
     commit_after_cache,
     refresh_cached_user,
 )
-from user_service.services.ports import UserUnitOfWork
+from user_service.services.ports import UserProfiles, UserUnitOfWork
 from user_service.services.registration import check_password_policy
 
 log = logging.getLogger(__name__)
 
 
+async def read_profile(
+    profiles: UserProfiles, *, user_id: uuid.UUID, session_epoch: int | None = None
+) -> User:
+    """The caller's account, as ``GET /users/me`` shows it."""
+    return _active(await profiles.get(user_id), session_epoch)
+
+
 async def get_active_user(
     uow: UserUnitOfWork, *, user_id: uuid.UUID, session_epoch: int | None = None
 ) -> User:
-    """The caller's account; with ``session_epoch`` (the access token's), a token of an
-    ended session is refused as an account that is gone would be."""
+    """The caller's account, read in ``uow``'s transaction."""
     async with uow:
         user = await uow.users.get(user_id)
+    return _active(user, session_epoch)
+
+
+def _active(user: User | None, session_epoch: int | None) -> User:
+    """``user`` if it exists and is active; with ``session_epoch`` (the access token's), a
+    token of an ended session is refused as an account that is gone would be."""
     if user is None or not user.is_active:
         raise AccountUnavailable()
     if session_epoch is not None and session_epoch < user.session_epoch:

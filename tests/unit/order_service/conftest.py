@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from order_service.adapters.memory import (
+    InMemoryOrderReads,
     InMemoryOrderStore,
     InMemoryOrderUnitOfWork,
     InMemoryOrderWriter,
@@ -50,6 +51,9 @@ class Orders:
 
     def uow(self) -> InMemoryOrderUnitOfWork:
         return InMemoryOrderUnitOfWork(self.store)
+
+    def reads(self) -> InMemoryOrderReads:
+        return InMemoryOrderReads(self.store)
 
 
 @pytest.fixture

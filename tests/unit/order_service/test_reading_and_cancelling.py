@@ -28,7 +28,7 @@ async def test_pages_walk_newest_first_to_the_end(orders: Orders) -> None:
     pages = 0
     while True:
         page = await order_service.list_orders(
-            orders.uow(), orders.users, user_id=user_id, limit=2, cursor=cursor
+            orders.reads(), orders.users, user_id=user_id, limit=2, cursor=cursor
         )
         seen += [o.id for o in page.orders]
         pages += 1
@@ -47,7 +47,7 @@ async def test_an_exact_last_page_has_no_cursor(orders: Orders) -> None:
     for _ in range(2):
         await place(orders, user_id)
     page = await order_service.list_orders(
-        orders.uow(), orders.users, user_id=user_id, limit=2, cursor=None
+        orders.reads(), orders.users, user_id=user_id, limit=2, cursor=None
     )
     assert len(page.orders) == 2
     assert page.next_cursor is None
@@ -57,7 +57,7 @@ async def test_an_invalid_cursor_is_refused(orders: Orders) -> None:
     user_id = orders.users.add_user()
     with pytest.raises(InvalidCursor):
         await order_service.list_orders(
-            orders.uow(), orders.users, user_id=user_id, limit=2, cursor="not-a-cursor"
+            orders.reads(), orders.users, user_id=user_id, limit=2, cursor="not-a-cursor"
         )
 
 
@@ -65,16 +65,16 @@ async def test_a_user_reads_their_own_order_only(orders: Orders) -> None:
     alice, bob = orders.users.add_user(), orders.users.add_user()
     placed = await place(orders, alice)
     read = await order_service.get_order(
-        orders.uow(), orders.users, user_id=alice, order_id=placed.order.id
+        orders.reads(), orders.users, user_id=alice, order_id=placed.order.id
     )
     assert read == placed.order
     with pytest.raises(OrderNotFound):
         await order_service.get_order(
-            orders.uow(), orders.users, user_id=bob, order_id=placed.order.id
+            orders.reads(), orders.users, user_id=bob, order_id=placed.order.id
         )
     with pytest.raises(OrderNotFound):
         await order_service.get_order(
-            orders.uow(), orders.users, user_id=alice, order_id=uuid.uuid4()
+            orders.reads(), orders.users, user_id=alice, order_id=uuid.uuid4()
         )
 
 
@@ -116,11 +116,11 @@ async def test_an_unknown_or_deactivated_user_may_do_nothing(orders: Orders, sta
         await place(orders, user_id, key="k")
     with pytest.raises(UserNotAllowed):
         await order_service.list_orders(
-            orders.uow(), orders.users, user_id=user_id, limit=5, cursor=None
+            orders.reads(), orders.users, user_id=user_id, limit=5, cursor=None
         )
     with pytest.raises(UserNotAllowed):
         await order_service.get_order(
-            orders.uow(), orders.users, user_id=user_id, order_id=placed.order.id
+            orders.reads(), orders.users, user_id=user_id, order_id=placed.order.id
         )
     with pytest.raises(UserNotAllowed):
         await order_service.cancel_order(
@@ -139,6 +139,6 @@ async def test_no_order_is_written_while_users_cannot_be_verified(orders: Orders
     assert "Retry-After" in raised.value.headers
     with pytest.raises(UserVerificationUnavailable):
         await order_service.list_orders(
-            orders.uow(), orders.users, user_id=user_id, limit=5, cursor=None
+            orders.reads(), orders.users, user_id=user_id, limit=5, cursor=None
         )
     assert orders.store.orders == {}

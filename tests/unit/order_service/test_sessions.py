@@ -32,7 +32,7 @@ async def test_a_token_of_an_ended_session_may_do_nothing(orders: Orders) -> Non
             )
         with pytest.raises(SessionEnded):
             await order_service.list_orders(
-                orders.uow(),
+                orders.reads(),
                 orders.users,
                 user_id=user_id,
                 limit=5,
@@ -41,7 +41,7 @@ async def test_a_token_of_an_ended_session_may_do_nothing(orders: Orders) -> Non
             )
         with pytest.raises(SessionEnded):
             await order_service.get_order(
-                orders.uow(),
+                orders.reads(),
                 orders.users,
                 user_id=user_id,
                 order_id=placed.order.id,
@@ -59,7 +59,7 @@ async def test_a_token_of_an_ended_session_may_do_nothing(orders: Orders) -> Non
     assert SessionEnded.status_code == 401
     for epoch in (2, 3):  # the current one, or newer than a standing read before a change
         page = await order_service.list_orders(
-            orders.uow(), orders.users, user_id=user_id, limit=5, cursor=None, session_epoch=epoch
+            orders.reads(), orders.users, user_id=user_id, limit=5, cursor=None, session_epoch=epoch
         )
         assert [o.id for o in page.orders] == [placed.order.id]
 
@@ -71,5 +71,5 @@ async def test_a_deactivated_user_is_refused_as_before_whatever_the_epoch(orders
     orders.users.session_epochs[user_id] = 1
     with pytest.raises(UserNotAllowed):
         await order_service.list_orders(
-            orders.uow(), orders.users, user_id=user_id, limit=5, cursor=None, session_epoch=0
+            orders.reads(), orders.users, user_id=user_id, limit=5, cursor=None, session_epoch=0
         )

@@ -14,7 +14,7 @@ from tests.unit.user_service.conftest import (
     cached,
     registered,
 )
-from user_service.adapters.memory import InMemoryUserDatabase
+from user_service.adapters.memory import InMemoryUserDatabase, InMemoryUserProfiles
 from user_service.errors import (
     AccountUnavailable,
     ConcurrentUpdate,
@@ -22,7 +22,7 @@ from user_service.errors import (
     WrongCurrentPassword,
 )
 from user_service.services.deactivation import deactivate_user
-from user_service.services.profile import get_active_user, update_user
+from user_service.services.profile import get_active_user, read_profile, update_user
 
 NEW_PASSWORD = "a brand new passphrase of mine"
 
@@ -125,6 +125,8 @@ async def test_an_inactive_account_can_neither_be_read_nor_changed(
     await deactivate_user(database(), cache, user_id=user.id)
     with pytest.raises(AccountUnavailable):
         await get_active_user(database(), user_id=user.id)
+    with pytest.raises(AccountUnavailable):
+        await read_profile(InMemoryUserProfiles(database), user_id=user.id)
     with pytest.raises(AccountUnavailable):
         await update_user(
             database(),

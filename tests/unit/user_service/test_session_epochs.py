@@ -17,7 +17,7 @@ from tests.unit.user_service.conftest import (
     cached,
     registered,
 )
-from user_service.adapters.memory import InMemoryUserDatabase
+from user_service.adapters.memory import InMemoryUserDatabase, InMemoryUserProfiles
 from user_service.errors import SessionEnded
 from user_service.services import deactivation, profile
 
@@ -58,6 +58,10 @@ async def test_a_password_change_raises_the_epoch_everywhere(
     assert (
         await profile.get_active_user(database(), user_id=user.id, session_epoch=1)
     ).id == user.id
+    profiles = InMemoryUserProfiles(database)
+    with pytest.raises(SessionEnded):
+        await profile.read_profile(profiles, user_id=user.id, session_epoch=0)
+    assert (await profile.read_profile(profiles, user_id=user.id, session_epoch=1)).id == user.id
     # A new name is no new session.
     await profile.update_user(
         database(),
