@@ -28,7 +28,11 @@ def order_total(lines: Iterable[tuple[int, Decimal]]) -> Decimal:
 
 def format_money(amount: Decimal) -> str:
     """Plain notation, at least two decimals, no trailing zeros past them: 12.50, 0.1235."""
-    text = f"{amount.quantize(SCALE):f}"  # exactly four decimals
+    # Amounts read from the database and line totals have four decimals already, and then
+    # str() is the plain text with four decimals: a page of orders formats a hundred amounts.
+    text = str(amount)
+    if text[-5:-4] != "." or "E" in text:
+        text = f"{amount.quantize(SCALE):f}"  # exactly four decimals
     if text.endswith("00"):
         return text[:-2]
     if text.endswith("0"):

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from order_service.routers.dependencies import Authenticated
-from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_read
+from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_page, order_read
 from order_service.services import order_service
 from servicekit.errors import AppError
 from servicekit.jsonbody import ExactJsonRoute
@@ -86,7 +86,7 @@ async def list_orders(
         cursor=cursor,
         session_epoch=caller.session_epoch,
     )
-    return OrderPage(items=[order_read(o) for o in page.orders], next_cursor=page.next_cursor)
+    return order_page(page.orders, page.next_cursor)
 
 
 @router.get("/orders/{order_id}", operation_id="read_order", responses=problem_responses(404))

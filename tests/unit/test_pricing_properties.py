@@ -60,6 +60,25 @@ def test_formatted_totals_round_trip_exactly(items: list[tuple[int, Decimal]]) -
     assert "e" not in format_money(total).lower()
 
 
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, min_value=0, max_value=10**12)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=0, max_value=10**8)
+)
+def test_format_money_reads_any_decimal_as_its_four_place_rounding(amount: Decimal) -> None:
+    """Any exponent, scientific notation included, formats as its value rounded to four
+    places would: the plain text of a four-place amount is taken as it is, nothing else."""
+    rounded = amount.quantize(SCALE)
+    text = format_money(amount)
+    assert Decimal(text) == rounded
+    assert "E" not in text
+    assert format_money(rounded) == text
+    assert format_money(Decimal(f"{rounded:f}")) == text
+
+
 def test_scale_is_four_places() -> None:
     assert Decimal("0.0001") == SCALE
     assert format_money(Decimal("12.5")) == "12.50"
+    assert format_money(Decimal("1.2E+5")) == "120000.00"
+    assert format_money(Decimal("1.5E-3")) == "0.0015"
+    assert format_money(Decimal("0.00005")) == "0.00"
+    assert format_money(Decimal("7")) == "7.00"
