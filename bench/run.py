@@ -202,7 +202,8 @@ class Run:
 
 @contextlib.contextmanager
 def _profiled(pid: int | None, stem: Path, duration_s: float) -> Iterator[None]:
-    """py-spy (sampling, from outside the process) while the block runs."""
+    """py-spy (sampling, from outside the process) while the block runs. It pauses the
+    process for each sample: whole stacks, at some cost to the rate measured meanwhile."""
     if pid is None:
         yield
         return
@@ -220,7 +221,6 @@ def _profiled(pid: int | None, stem: Path, duration_s: float) -> Iterator[None]:
             "raw",
             "--output",
             f"{stem}.txt",
-            "--nonblocking",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
