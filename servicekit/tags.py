@@ -12,7 +12,9 @@ expiry, a value captured once cannot be replayed after it. Keys rotate: the firs
 verifies.
 
 ``TaggedCache`` and ``TaggedBus`` put this around any cache or bus: a value without a valid
-tag is logged and counts as absent (a miss; a message not received).
+tag is logged and counts as absent (a miss; a message not received). A cache entry is read
+many times as it was written: ``TaggedCache`` remembers the entries it verified, byte for
+byte, and checks only their expiry when the same bytes come again (``RememberedTags``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 
 from servicekit.bus import Handler, MessageBus
@@ -59,6 +62,10 @@ class Tags:
     def verify(self, place: str, tagged: bytes) -> bytes:
         """The value as it was signed, without its tag; ``BadTag`` unless a key made the tag
         for this place and it has not expired."""
+        return self.check(place, tagged)[0]
+
+    def check(self, place: str, tagged: bytes) -> tuple[bytes, int]:
+        """``verify``, and the expiry (Unix seconds) the tag carries."""
         start = tagged.rfind(_TAG_MEMBER)
         if start < 0 or not tagged.endswith(b'"}'):
             raise BadTag("no tag")
@@ -80,9 +87,14 @@ class Tags:
             matched |= hmac.compare_digest(self._mac(keyed, place, expires, value), given)
         if not matched:
             raise BadTag("a tag no key of ours made")
-        if int(expires) < self._clock():
+        expiry = int(expires)
+        if self.expired(expiry):
             raise BadTag("an expired tag")
-        return value
+        return value, expiry
+
+    def expired(self, expires: int) -> bool:
+        """Whether a tag with this expiry no longer holds."""
+        return expires < self._clock()
 
     @staticmethod
     def _mac(keyed: hmac.HMAC, place: str, expires: bytes, value: bytes) -> bytes:
@@ -103,21 +115,66 @@ def _decode(mac: bytes) -> bytes:
         return b""
 
 
+# How many places (cache keys) a ``TaggedCache`` remembers its last verified entry for. Each
+# holds one entry's bytes twice (with and without its tag), and only entries a key of ours
+# signed get in, so the bound is one on memory as well.
+REMEMBERED_PLACES = 4096
+
+
+class RememberedTags:
+    """``Tags.verify`` for values that are read again and again, as cache entries are: the last
+    entry verified for each place is remembered byte for byte, with its value and expiry, for
+    up to ``capacity`` places (the least recently read is forgotten first). The same bytes at
+    the same place need no second MAC: they carry the tag that was checked the first time.
+    Their expiry is checked on every read. Other bytes go through the full check.
+
+    The bytes compared against are ones that were read from the store, no secret; the
+    comparison is constant-time all the same."""
+
+    def __init__(self, tags: Tags, capacity: int = REMEMBERED_PLACES) -> None:
+        if capacity < 0:
+            raise ValueError("a capacity of 0 or more")
+        self._tags = tags
+        self._capacity = capacity
+        self._known: OrderedDict[str, tuple[bytes, bytes, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def verify(self, place: str, tagged: bytes) -> bytes:
+        known = self._known.get(place)
+        if known is not None and hmac.compare_digest(known[0], tagged):
+            _, value, expires = known
+            if self._tags.expired(expires):
+                del self._known[place]
+                raise BadTag("an expired tag")
+            self._known.move_to_end(place)
+            return value
+        value, expires = self._tags.check(place, tagged)
+        self._known[place] = (tagged, value, expires)
+        self._known.move_to_end(place)
+        if len(self._known) > self._capacity:
+            self._known.popitem(last=False)
+        return value
+
+
 class TaggedCache:
     """A cache whose values are tagged on the way in and checked on the way out; an entry
     without a valid tag is logged and read as a miss. Versioned writes still see the
-    ``version`` member: the tag is appended, nothing else changes."""
+    ``version`` member: the tag is appended, nothing else changes. An entry read again as it
+    was needs no second MAC (``RememberedTags``, ``remember`` places)."""
 
-    def __init__(self, cache: Cache, tags: Tags) -> None:
+    def __init__(self, cache: Cache, tags: Tags, *, remember: int = REMEMBERED_PLACES) -> None:
         self._cache = cache
         self._tags = tags
+        self._verified = RememberedTags(tags, remember)
 
     async def get(self, key: str) -> bytes | None:
         tagged = await self._cache.get(key)
         if tagged is None:
             return None
         try:
-            return self._tags.verify(key, tagged)
+            return self._verified.verify(key, tagged)
         except BadTag as exc:
             log.warning("ignored the cache entry under %s: %s (read as a miss)", key, exc)
             return None
