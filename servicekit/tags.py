@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 
 from servicekit.bus import Handler, MessageBus
@@ -124,19 +123,21 @@ REMEMBERED_PLACES = 4096
 class RememberedTags:
     """``Tags.verify`` for values that are read again and again, as cache entries are: the last
     entry verified for each place is remembered byte for byte, with its value and expiry, for
-    up to ``capacity`` places (the least recently read is forgotten first). The same bytes at
-    the same place need no second MAC: they carry the tag that was checked the first time.
-    Their expiry is checked on every read. Other bytes go through the full check.
+    up to ``capacity`` places (beyond it, the place verified longest ago is forgotten). The
+    same bytes at the same place need no second MAC: they carry the tag that was checked the
+    first time. Their expiry is checked on every read. Other bytes go through the full check.
 
-    The bytes compared against are ones that were read from the store, no secret; the
-    comparison is constant-time all the same."""
+    The bytes compared against were read from the store, no secret; the comparison is
+    constant-time all the same. A plain dict, looked up once per read: a least-recently-read
+    order would cost every hit a second operation, for little, as each place holds one entry."""
 
     def __init__(self, tags: Tags, capacity: int = REMEMBERED_PLACES) -> None:
         if capacity < 0:
             raise ValueError("a capacity of 0 or more")
-        self._tags = tags
+        self._check = tags.check
+        self._expired = tags.expired
         self._capacity = capacity
-        self._known: OrderedDict[str, tuple[bytes, bytes, int]] = OrderedDict()
+        self._known: dict[str, tuple[bytes, bytes, int]] = {}
 
     def __len__(self) -> int:
         return len(self._known)
@@ -144,17 +145,15 @@ class RememberedTags:
     def verify(self, place: str, tagged: bytes) -> bytes:
         known = self._known.get(place)
         if known is not None and hmac.compare_digest(known[0], tagged):
-            _, value, expires = known
-            if self._tags.expired(expires):
+            if self._expired(known[2]):
                 del self._known[place]
                 raise BadTag("an expired tag")
-            self._known.move_to_end(place)
-            return value
-        value, expires = self._tags.check(place, tagged)
+            return known[1]
+        value, expires = self._check(place, tagged)
+        self._known.pop(place, None)  # to the end of the order
         self._known[place] = (tagged, value, expires)
-        self._known.move_to_end(place)
         if len(self._known) > self._capacity:
-            self._known.popitem(last=False)
+            del self._known[next(iter(self._known))]
         return value
 
 

@@ -95,15 +95,22 @@ def test_a_remembered_entry_expires_all_the_same(tags: CountedTags, clock: Clock
     assert tags.checks == 2
 
 
-def test_the_capacity_bounds_what_is_remembered(tags: CountedTags) -> None:
+def test_the_capacity_bounds_what_is_remembered(tags: CountedTags, clock: Clock) -> None:
     remembered = RememberedTags(tags, 3)
     entries = {f"user:{n}": tags.sign(f"user:{n}", ENTRY, 3600) for n in range(5)}
-    for place in ["user:0", "user:1", "user:2", "user:0", "user:3", "user:4"]:
+    for place in ["user:0", "user:1", "user:2", "user:0", "user:3"]:
         remembered.verify(place, entries[place])
         assert len(remembered) <= 3
-    assert tags.checks == 5
-    # The least recently read went first: user:1 and user:2; user:0 was read again in time.
-    for place, checks in [("user:0", 5), ("user:3", 5), ("user:4", 5), ("user:1", 6)]:
+    assert tags.checks == 4
+    # The place verified longest ago went first, however recently it was read.
+    for place, checks in [("user:1", 4), ("user:2", 4), ("user:3", 4), ("user:0", 5)]:
+        remembered.verify(place, entries[place])
+        assert tags.checks == checks
+    assert len(remembered) == 3
+    # A place verified anew (a new entry there) goes to the end: user:3 goes, not user:2.
+    clock.now += 1
+    entries["user:2"] = tags.sign("user:2", ENTRY, 3600)
+    for place, checks in [("user:2", 6), ("user:4", 7), ("user:2", 7), ("user:3", 8)]:
         remembered.verify(place, entries[place])
         assert tags.checks == checks
     assert len(remembered) == 3
