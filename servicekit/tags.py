@@ -2,10 +2,12 @@
 there cannot make a service believe something the other service did not say.
 
 A tagged value is the JSON object that was given, with one more member at its end:
-``{...,"tag":"<expires>.<mac>"}``, where ``mac`` is HMAC-SHA256 (base64url, unpadded) over
-the place the value is meant for (a cache key, a channel), the expiry (Unix seconds) and the
-exact bytes of the object without the tag. Readers that parse the JSON see one member more
-and ignore it; the checker restores the exact bytes without parsing anything.
+``{...,"tag":"<expires>.<mac>"}``, where ``mac`` is keyed BLAKE2b (RFC 7693's MAC mode, 32
+bytes, base64url, unpadded) over the place the value is meant for (a cache key, a channel),
+the expiry (Unix seconds) and the exact bytes of the object without the tag. Readers that
+parse the JSON see one member more and ignore it; the checker restores the exact bytes
+without parsing anything. Keyed BLAKE2b rather than HMAC-SHA256: a MAC by design, with one
+hash state to copy per use instead of two.
 
 Bound to its place, a value cannot be copied under another key or channel; bound to its
 expiry, a value captured once cannot be replayed after it. Keys rotate: the first signs, any
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 _TAG_MEMBER = b'"tag":"'
 _MAC_LENGTH = 43  # base64url of 32 bytes, unpadded
+# Set apart from any other use of the same key with BLAKE2b (its personalization, 16 bytes).
+_PERSON = b"servicekit.tags"
 
 
 class BadTag(ValueError):
@@ -46,7 +50,7 @@ class Tags:
         if not keys:
             raise ValueError("at least one key")
         # A keyed hash per key, copied for each use: cheaper than keying one anew each time.
-        self._macs = [hmac.new(key, digestmod=hashlib.sha256) for key in keys]
+        self._macs = [_keyed(key) for key in keys]
         self._clock = clock
 
     def sign(self, place: str, value: bytes, ttl_seconds: int) -> bytes:
@@ -96,11 +100,18 @@ class Tags:
         return expires < self._clock()
 
     @staticmethod
-    def _mac(keyed: hmac.HMAC, place: str, expires: bytes, value: bytes) -> bytes:
+    def _mac(keyed: hashlib.blake2b, place: str, expires: bytes, value: bytes) -> bytes:
         mac = keyed.copy()
         mac.update(b"%s\n%s\n" % (place.encode(), expires))
         mac.update(value)
         return mac.digest()
+
+
+def _keyed(key: bytes) -> hashlib.blake2b:
+    # BLAKE2b takes keys of up to 64 bytes; a longer one is hashed down, as HMAC does.
+    if len(key) > hashlib.blake2b.MAX_KEY_SIZE:
+        key = hashlib.blake2b(key).digest()
+    return hashlib.blake2b(key=key, digest_size=32, person=_PERSON)
 
 
 def _encode(mac: bytes) -> bytes:
