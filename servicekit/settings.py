@@ -15,7 +15,7 @@ from sqlalchemy.exc import ArgumentError
 
 S = TypeVar("S", bound=BaseSettings)
 
-# A key shorter than HMAC-SHA256's output would be the weak part of the tag.
+# A key shorter than the tags' MAC (32 bytes) would be the weak part of the tag.
 SIGNING_KEY_MIN_LENGTH = 32
 
 # The async drivers the services are built and pinned for.

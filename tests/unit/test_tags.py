@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import logging
 
@@ -78,6 +80,27 @@ def test_keys_rotate_the_first_signs_any_verifies() -> None:
     assert Tags([KEY]).verify("user:7", rotating.sign("user:7", ENTRY, 3600)) == ENTRY
     with pytest.raises(ValueError, match="at least one key"):
         Tags([])
+
+
+def test_the_mac_is_keyed_blake2b_over_place_expiry_and_exact_bytes() -> None:
+    clock = Clock()
+    tagged = Tags([KEY], clock=clock).sign("user:7", ENTRY, 60)
+    expires = b"%d" % (clock.now + 60)
+    mac = hashlib.blake2b(
+        b"user:7\n%s\n%s" % (expires, ENTRY), key=KEY, digest_size=32, person=b"servicekit.tags"
+    ).digest()
+    tag = b"%s.%s" % (expires, base64.urlsafe_b64encode(mac).rstrip(b"="))
+    assert tagged == ENTRY[:-1] + b',"tag":"%s"}' % tag
+
+
+def test_a_key_longer_than_blake2b_takes_is_hashed_down() -> None:
+    long_key, other_long_key = b"L" * 100, b"L" * 99 + b"M"
+    tagged = Tags([long_key]).sign("user:7", ENTRY, 3600)
+    assert Tags([long_key]).verify("user:7", tagged) == ENTRY
+    with pytest.raises(BadTag, match="no key"):
+        Tags([other_long_key]).verify("user:7", tagged)
+    with pytest.raises(BadTag, match="no key"):
+        Tags([long_key[:64]]).verify("user:7", tagged)
 
 
 def test_only_a_json_object_is_signed() -> None:
