@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import uuid
 
+from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.core.config import OrderSettings
 from order_service.domain import IdempotencyRecordData
 from order_service.main import build_order_service
@@ -13,6 +14,7 @@ from order_service.routers.dependencies import OrderServiceState
 from servicekit.bus import InMemoryBus
 from servicekit.cache import InMemoryCache
 from servicekit.clock import utc_now
+from servicekit.database import create_engine, create_session_factory
 from servicekit.tokens import StaticKeySource
 from tests.support.backing import postgres_database
 from tests.support.deployments import INTERNAL_TOKEN
@@ -31,6 +33,17 @@ def _record(user_id: uuid.UUID, key: str, expires_at: dt.datetime) -> Idempotenc
         created_at=expires_at - dt.timedelta(hours=24),
         expires_at=expires_at,
     )
+
+
+async def _add(url: str, record: IdempotencyRecordData) -> None:
+    """Written as a client's keyed order would leave it, from outside the service."""
+    engine = create_engine(url, application_name="test")
+    try:
+        async with SqlOrderUnitOfWork(create_session_factory(engine)) as uow:
+            await uow.idempotency.add(record)
+            await uow.commit()
+    finally:
+        await engine.dispose()
 
 
 async def _exists(state: OrderServiceState, user_id: uuid.UUID, key: str) -> bool:
@@ -58,10 +71,8 @@ async def test_the_running_service_deletes_expired_keys_and_keeps_live_ones() ->
             # Written after the start, so only a later round of the service can remove it.
             await asyncio.sleep(0.3)
             user_id, now = uuid.uuid4(), utc_now()
-            async with state.new_uow() as uow:
-                await uow.idempotency.add(_record(user_id, "expired", now - dt.timedelta(hours=1)))
-                await uow.idempotency.add(_record(user_id, "live", now + dt.timedelta(hours=1)))
-                await uow.commit()
+            await _add(url, _record(user_id, "expired", now - dt.timedelta(hours=1)))
+            await _add(url, _record(user_id, "live", now + dt.timedelta(hours=1)))
             async with asyncio.timeout(PATIENCE_S):
                 await _until_gone(state, user_id, "expired")
             assert await _exists(state, user_id, "live")
