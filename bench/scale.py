@@ -7,20 +7,19 @@ On one distributed deployment (``bench.run.distributed``):
    the empty databases;
 3. the bulk load of ``bench.bulk_load`` into the deployment's own databases, then
    ``VACUUM ANALYZE`` and ``CHECKPOINT``; the plans of the reads, which must find rows by index;
-4. the same workloads again: each one's rate against the empty run's;
-5. one request from each loaded user to each service, at once (``GET /orders?limit=1`` and
-   ``GET /users/me``), with access tokens the bench mints itself: the user service signs with
-   a key the bench gave it (``JWT_PRIVATE_KEY``), as it would sign after a login, and a login
-   per user (argon2) would take hours. Each user is new to both services: a token to check,
-   the user's standing asked over the bus (a cache miss), remembered by the user service,
-   written to the cache. Then resident memory again.
+4. the same workloads again: each one's ratio to the ceiling against the empty run's;
+5. one request from each loaded user to each service, one service after the other
+   (``GET /orders?limit=1``, then ``GET /users/me``), with access tokens the bench mints
+   itself: the user service signs with a key the bench gave it (``JWT_PRIVATE_KEY``), as it
+   would sign after a login, and a login per user (argon2) would take hours. Each user is
+   new to both services: a token to check, the user's standing asked over the bus (a cache
+   miss), remembered by the user service, written to the cache. Then resident memory again.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,33 +125,43 @@ def measure_workloads(
         run.record(f"scale.{phase}", workload, connections, result)
 
 
-def visit_every_user(run: Run, deployment: Deployment, tokens: list[str]) -> dict[str, WrkResult]:
-    """One request per token to each service, both services at once."""
+def visit_every_user(
+    run: Run, deployment: Deployment, tokens: list[str], pids: dict[str, int]
+) -> dict[str, dict[str, Any]]:
+    """One request per token to the order service, then one to the user service. One after
+    the other: at once, the user service's single worker shares itself between its own
+    requests and the order service's verifications, which then wait past their timeout.
+    Each pass: wrk's report, and the CPU time each service spent on it per user."""
     passes = {
         "order_service": (deployment.orders_url, "/orders?limit=1"),
         "user_service": (deployment.users_url, "/users/me"),
     }
-    started = {}
+    results = {}
     for service, (url, path) in passes.items():
         file = write_requests(
             run.folder / f"scale.memory.{service}.requests",
             [Request("GET", path, {"Authorization": f"Bearer {token}"}) for token in tokens],
         )
-        started[service] = start_wrk(
-            wrk_command(
-                run.wrk,
-                url,
-                file,
-                connections=MEMORY_CONNECTIONS,
-                duration_s=MEMORY_PASS_LIMIT_S,
-                once=True,
+        ticks = {name: cpu_ticks(pid) for name, pid in pids.items()}
+        result = finish_wrk_once(
+            start_wrk(
+                wrk_command(
+                    run.wrk,
+                    url,
+                    file,
+                    connections=MEMORY_CONNECTIONS,
+                    duration_s=MEMORY_PASS_LIMIT_S,
+                    once=True,
+                )
             )
         )
-    with ThreadPoolExecutor(len(started)) as pool:  # each stopped as soon as it is done
-        finished = {name: pool.submit(finish_wrk_once, wrk) for name, wrk in started.items()}
-        results = {service: future.result() for service, future in finished.items()}
-    for service, result in results.items():
+        cpu_ms = {
+            name: round((cpu_ticks(pid) - ticks[name]) / TICKS_PER_S * 1000 / len(tokens), 2)
+            for name, pid in pids.items()
+        }
         print(f"  {'scale.memory.' + service:<40} {_format(result)}", flush=True)
+        print(f"    CPU per user (ms): {cpu_ms}", flush=True)
+        results[service] = {**result.as_dict(), "cpu_ms_per_user": cpu_ms}
     return results
 
 
@@ -226,10 +235,8 @@ def measure_scale(run: Run, ceiling_url: str) -> None:
         minted = time.monotonic()
         tokens = mint_tokens(pem, user_ids)
         print(f"scale: minted in {time.monotonic() - minted:.0f}s; one request each", flush=True)
-        ticks = {name: cpu_ticks(pid) for name, pid in pids.items()}
-        visits = visit_every_user(run, deployment, tokens)
+        visits = visit_every_user(run, deployment, tokens, pids)
         note_memory("after_users_kib")
-        cpu_s = {name: (cpu_ticks(pid) - ticks[name]) / TICKS_PER_S for name, pid in pids.items()}
     summary["workloads"] = compare_phases(run.results)
     summary["memory"] = {
         name: {
@@ -239,10 +246,7 @@ def measure_scale(run: Run, ceiling_url: str) -> None:
         for name, moments in memory.items()
     }
     summary["memory_users"] = len(user_ids)
-    summary["memory_requests"] = {name: result.as_dict() for name, result in visits.items()}
-    summary["memory_cpu_ms_per_user"] = {
-        name: round(seconds * 1000 / len(user_ids), 2) for name, seconds in cpu_s.items()
-    }
+    summary["memory_requests"] = visits
     run.extras["scale"] = summary
     print(format_summary(summary), flush=True)
 
@@ -333,6 +337,11 @@ def format_summary(scale: dict[str, Any]) -> str:
             for moment, kib in moments.items()
             if moment.endswith("_kib")
         )
-        cpu = scale["memory_cpu_ms_per_user"][name]
-        lines.append(f"    {name:<14} {steps}: x{moments['growth']:.2f} ({cpu} ms CPU per user)")
+        lines.append(f"    {name:<14} {steps}: x{moments['growth']:.2f}")
+    for name, visit in scale["memory_requests"].items():
+        lines.append(
+            f"  one request per user to the {name}: {visit['rps']:.0f} rps, "
+            f"p99 {visit['p99_ms']:.0f} ms, {visit['errors']} errors; "
+            f"CPU ms per user {visit['cpu_ms_per_user']}"
+        )
     return "\n".join(lines)

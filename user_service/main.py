@@ -150,7 +150,9 @@ async def build_user_service(
             stack.push_async_callback(postgres.close)
             listener = postgres.listener(USER_CHANGES_CHANNEL)
             remembered = RememberedUserStandings(
-                PostgresUserStandings(postgres), live=lambda: listener.live
+                PostgresUserStandings(postgres),
+                live=lambda: listener.live,
+                capacity=settings.user_standings_memory_max,
             )
             await listener.start(
                 on_notify=remembered.changed,
