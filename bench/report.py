@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import scale
 from bench.wrk import WrkResult
 
 DOCS_BEGIN = "<!-- bench:begin (written by `make bench ARGS=--accept`) -->"
@@ -140,6 +141,8 @@ def evaluate_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ratio <= 3,
             }
         )
+    if data.get("scale"):
+        targets += scale.targets(data["scale"])
     return targets
 
 
@@ -158,6 +161,8 @@ def table(data: dict[str, Any]) -> str:
     if data.get("verification"):
         lines += ["", "user verification (us, one call at a time)"]
         lines.append(format_verification(data["verification"]))
+    if data.get("scale"):
+        lines += ["", scale.format_summary(data["scale"])]
     lines += ["", "targets"]
     for target in data["targets"]:
         lines.append(
@@ -200,6 +205,8 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| {name} | {row['p50_us']:.0f} | {row['p90_us']:.0f} | {row['p99_us']:.0f} "
                 f"| {ratio} |"
             )
+    if data.get("scale"):
+        out += ["", "Scale:", "", "```", scale.format_summary(data["scale"]), "```"]
     out += ["", "Targets:", ""]
     for target in data["targets"]:
         verdict = "met" if target["met"] else "**missed**"

@@ -1,6 +1,8 @@
 """The benchmark run: ceiling, both deployments, verification, fairness; then the reports.
 
 ``python -m bench [--quick] [--only NAME ...] [--profile WORKLOAD] [--compare DIR] [--accept]``
+``python -m bench --scale [--quick] [--only WORKLOAD ...]``: the distributed workloads on empty
+databases, then on a million orders, and memory after 200,000 users (bench/scale.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import httpx
 
 from bench import report
 from bench.observability import measure_observability
+from bench.scale import measure_scale
 from bench.servers import uvicorn_server
 from bench.wrk import (
     Request,
@@ -84,6 +87,7 @@ class Options:
     compare: Path | None
     accept: bool
     deployments: tuple[str, ...]
+    scale: bool = False
 
     def wants(self, name: str) -> bool:
         return not self.only or name in self.only
@@ -119,6 +123,11 @@ def parse_options(argv: list[str]) -> Options:
         help="also run the deployments from this checkout (e.g. a `git archive` of main)",
     )
     parser.add_argument("--accept", action="store_true", help="write docs/benchmarks.md")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="instead: the distributed workloads before and after a bulk load, and memory",
+    )
     args = parser.parse_args(argv)
     duration = args.duration or (3.0 if args.quick else 10.0)
     return Options(
@@ -135,6 +144,7 @@ def parse_options(argv: list[str]) -> Options:
         compare=args.compare.resolve() if args.compare else None,
         accept=args.accept,
         deployments=tuple(args.deployments),
+        scale=args.scale,
     )
 
 
@@ -421,7 +431,10 @@ def single_process(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]
 
 
 @contextlib.contextmanager
-def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
+def distributed(
+    run: Run, code_dir: Path, label: str, env: Mapping[str, str] | None = None
+) -> Iterator[Deployment]:
+    """``env``: more environment for both services."""
     internal = secrets.token_urlsafe(24)
     signing_key = secrets.token_urlsafe(32)
     databases = ScratchDatabases.unique(ADMIN_DSN, "bench", "users", "orders")
@@ -437,6 +450,7 @@ def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
             "INTERNAL_API_TOKEN": internal,
             "REDIS_SIGNING_KEY": signing_key,
             "DATA_DIR": data,
+            **(env or {}),
         }
         users = stack.enter_context(
             uvicorn_server(
@@ -467,6 +481,7 @@ def distributed(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
                 "internal_token": internal,
                 "signing_key": signing_key,
                 "code_dir": code_dir,
+                "databases": databases,
             },
         )
 
@@ -532,12 +547,16 @@ def main(argv: list[str] | None = None) -> int:
         if options.compare is not None:
             sources.insert(0, ("before:", options.compare))
         parts = (*WORKLOADS, "verification", "fairness")
-        for prefix, code_dir in sources if any(map(options.wants, parts)) else ():
+        if options.scale:
+            measure_scale(run, ceiling.url)
+        for prefix, code_dir in (
+            sources if any(map(options.wants, parts)) and not options.scale else ()
+        ):
             for kind in options.deployments:
                 factory = single_process if kind == "single" else distributed
                 with factory(run, code_dir, prefix + kind) as deployment:
                     measure_deployment(run, deployment)
-        if options.wants("observability"):
+        if options.wants("observability") and not options.scale:
             measure_observability(run, ADMIN_DSN, SERVICE_ENV)
         ceilings.append(measure_ceiling(run, ceiling.url, "ceiling.after"))
     data = report.build(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 SCRIPT = Path(__file__).resolve().parent / "wrk" / "requests.lua"
 MARKER = "BENCH_JSON "
+ONCE_DONE = "BENCH_ONCE_DONE"
 
 
 def ensure_wrk() -> str:
@@ -78,7 +80,9 @@ def wrk_command(
     duration_s: float,
     threads: int = 1,
     timeout_s: float = 10.0,
+    once: bool = False,
 ) -> list[str]:
+    """``once``: each request of the file once (one thread), ``duration_s`` only a limit."""
     return [
         wrk,
         f"--threads={threads}",
@@ -90,6 +94,7 @@ def wrk_command(
         url,
         "--",
         str(requests_file),
+        *(["once"] if once else []),
     ]
 
 
@@ -129,6 +134,17 @@ def finish_wrk(process: subprocess.Popen[str]) -> WrkResult:
     if process.returncode != 0:
         raise RuntimeError(f"wrk failed ({process.returncode}):\n{stdout}")
     return parse_output(stdout)
+
+
+def finish_wrk_once(process: subprocess.Popen[str]) -> WrkResult:
+    """The report of a wrk started with ``once``: interrupted as soon as it has sent every
+    request, rather than when its duration is over."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(ONCE_DONE):
+            process.send_signal(signal.SIGINT)
+            break
+    return finish_wrk(process)
 
 
 def run_wrk(command: list[str]) -> WrkResult:

@@ -52,7 +52,6 @@ from servicekit.tracing import instrument_engine, instrument_httpx, instrument_r
 from servicekit.web import Check
 
 VERSION = "1.0.0"
-PURGE_INTERVAL_SECONDS = 600.0
 log = logging.getLogger(__name__)
 
 
@@ -170,7 +169,10 @@ async def build_order_service(
 
         writer = SqlOrderWriter(engine, metrics=metrics, traced=telemetry.tracing is not None)
         stack.push_async_callback(writer.close)
-        housekeeping = asyncio.create_task(_purge_keys_periodically(new_uow), name="purge-keys")
+        housekeeping = asyncio.create_task(
+            _purge_keys_periodically(new_uow, settings.idempotency_purge_interval_seconds),
+            name="purge-keys",
+        )
         stack.push_async_callback(_cancel, housekeeping)
         yield OrderServiceState(
             settings=settings,
@@ -193,7 +195,7 @@ async def build_order_service(
 
 
 async def _purge_keys_periodically(
-    new_uow: Callable[[], SqlOrderUnitOfWork], interval: float = PURGE_INTERVAL_SECONDS
+    new_uow: Callable[[], SqlOrderUnitOfWork], interval: float
 ) -> None:
     while True:
         try:

@@ -154,7 +154,9 @@ async def build_user_service(
             profiles = PostgresUserProfiles(postgres)
             listener = postgres.listener(USER_CHANGES_CHANNEL)
             remembered = RememberedUserStandings(
-                PostgresUserStandings(postgres), live=lambda: listener.live
+                PostgresUserStandings(postgres),
+                live=lambda: listener.live,
+                capacity=settings.user_standings_memory_max,
             )
             await listener.start(
                 on_notify=remembered.changed,

@@ -9,6 +9,12 @@
 -- login, a GET with a bearer token). A header whose value is "{fresh}" gets a value never sent
 -- before on every request (a fresh Idempotency-Key): random per thread, then a counter.
 --
+-- With a second argument "once" (wrk ... -- <requests file> once), each thread starts at the
+-- first request and stops once it has had as many answers as the file has lines: with one
+-- thread, every line is sent (a few at the end twice, as connections are still busy). It then
+-- prints "BENCH_ONCE_DONE": wrk itself waits out --duration unless interrupted (SIGINT), and
+-- reports as usual when it is.
+--
 -- done() prints one line, "BENCH_JSON {...}", with the latency percentiles, the request count,
 -- and the errors, counting every response outside 2xx (wrk itself only counts >= 400).
 
@@ -20,6 +26,8 @@ local fresh_count = 0
 local non2xx = 0
 local statuses = {}
 local threads = {}
+local once = false
+local answered = 0
 
 local function split(text, sep)
   local parts = {}
@@ -77,8 +85,13 @@ function init(args)
     return string.format("%02x", string.byte(c))
   end) .. "-"
   random:close()
-  -- Threads start at different places so they do not all use the same user at once.
-  next_index = (math.random(#requests) - 1)
+  once = args[2] == "once"
+  if once then
+    next_index = 0
+  else
+    -- Threads start at different places so they do not all use the same user at once.
+    next_index = (math.random(#requests) - 1)
+  end
 end
 
 function request()
@@ -93,6 +106,12 @@ function request()
 end
 
 function response(status, headers, body)
+  answered = answered + 1
+  if once and answered == #requests then
+    io.write("BENCH_ONCE_DONE\n")
+    io.stdout:flush()
+    wrk.thread:stop()
+  end
   if status < 200 or status > 299 then
     non2xx = non2xx + 1
     statuses[status] = (statuses[status] or 0) + 1

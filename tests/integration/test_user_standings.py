@@ -10,15 +10,20 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from servicekit.bus import InMemoryBus
+from servicekit.cache import InMemoryCache
 from servicekit.database import create_engine, create_session_factory
 from servicekit.errors import DependencyUnavailable
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresListener, PostgresLookups
+from servicekit.ratelimit import InMemoryRateLimiter
 from tests.support.backing import postgres_database
+from tests.support.deployments import INTERNAL_TOKEN
 from user_service.adapters.user_standings import (
     USER_CHANGES_CHANNEL,
     USER_CHANGES_SENDER_EXISTS,
@@ -28,8 +33,10 @@ from user_service.adapters.user_standings import (
     SqlUserProfiles,
     SqlUserStandings,
 )
+from user_service.core.config import UserSettings
 from user_service.core.database import MIGRATIONS, VERSION_TABLE
 from user_service.domain import UserStanding
+from user_service.main import build_user_service
 from user_service.services.ports import UserStandings
 
 PATIENCE = 10.0  # a bound for failures only
@@ -232,3 +239,24 @@ async def test_without_the_trigger_the_memory_stays_off(database: Database) -> N
         await states.get(user_id)
         assert counting.reads == 2
         assert len(states) == 0
+
+
+async def test_the_service_remembers_at_most_user_standings_memory_max_users(
+    database: Database, tmp_path: Path
+) -> None:
+    settings = UserSettings(
+        database_url=database.url,
+        internal_api_token=INTERNAL_TOKEN,
+        data_dir=tmp_path,
+        migrate_on_start=False,
+        user_standings_memory_max=2,
+    )
+    async with build_user_service(
+        settings, cache=InMemoryCache(), bus=InMemoryBus(), limiter=InMemoryRateLimiter()
+    ) as state:
+        states = state.user_standings
+        assert isinstance(states, RememberedUserStandings)
+        users = [await database.add_user() for _ in range(3)]
+        for user_id in users:
+            assert await states.get(user_id) is not None
+        assert len(states) == 2

@@ -67,3 +67,23 @@ async def test_a_rejected_token_is_not_remembered(tmp_path: Path) -> None:
 
 def issuer_iat(token: str) -> int:
     return int(jwt.decode(token, options={"verify_signature": False})["iat"])
+
+
+async def test_the_memory_keeps_at_most_remember_max_tokens_the_oldest_going_first(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(0)
+    issuer, _, keys = make(tmp_path, clock)
+    verifier = TokenVerifier(
+        keys, issuer="iss", audience="aud", remember_seconds=60, remember_max=2, clock=clock
+    )
+    first, second, third = (issuer.issue(uuid.uuid4(), client_id="c") for _ in range(3))
+    clock.now = float(issuer_iat(third))
+    for token in (first, second, third):
+        await verifier.verify(token)
+    assert len(verifier._accepted) == 2
+    keys._keys.clear()  # only the memory can accept a token now
+    await verifier.verify(second)
+    await verifier.verify(third)
+    with pytest.raises(TokenError):
+        await verifier.verify(first)

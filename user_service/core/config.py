@@ -35,6 +35,9 @@ class UserSettings(ServiceSettings):
     # How long a verifier may keep the JWKS (Cache-Control: max-age): a retired key is
     # refused by the order service at most this long after it left the set.
     jwks_max_age_seconds: int = Field(300, ge=1, le=86_400)
+    # How many users' standings each replica keeps in memory to answer verify_user without a
+    # read (the oldest goes first); each costs a few hundred bytes.
+    user_standings_memory_max: int = Field(100_000, ge=1, le=10_000_000)
     refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=60, le=365 * 86_400)
     argon2_memory_kib: int = Field(OWASP_ARGON2_MEMORY_KIB, ge=OWASP_ARGON2_MEMORY_KIB)
     argon2_time_cost: int = Field(OWASP_ARGON2_TIME_COST, ge=OWASP_ARGON2_TIME_COST)
