@@ -148,6 +148,21 @@ def measure_observability(run: Run, admin_dsn: str, service_env: dict[str, str])
                     f"  {per_order:7.1f} us CPU per order  errors {result.errors}",
                     flush=True,
                 )
+        if options.profile == "create_order":
+            # After the measured rounds: py-spy's sampling costs the process it samples CPU.
+            for name, server in orders.items():
+                with bench_run._profiled(
+                    server.pid, run.folder / f"profile-observability-{name}", options.duration_s
+                ):
+                    run_wrk(
+                        wrk_command(
+                            run.wrk,
+                            server.url,
+                            file,
+                            connections=options.connections,
+                            duration_s=options.duration_s,
+                        )
+                    )
     run.extras["observability"] = summarize(rates, cpu_us)
     print(format_summary(run.extras["observability"]), flush=True)
 
