@@ -3,8 +3,9 @@
 at a 0.1 sampling ratio (``parentbased_traceidratio``) exporting OTLP/HTTP to a sink here.
 
 The three order services run side by side on one user service, Redis and database, and are
-loaded in turn, round after round, so that whatever else the machine does falls on all
-three alike; each variant's figure is its median over the rounds. Two figures per variant:
+loaded in turn, round after round (each round starting one variant further on), so that
+whatever else the machine does falls on all three alike; each variant's figure is its median
+over the rounds. Two figures per variant:
 throughput, and the order service's CPU time per created order (from ``/proc``), the cost
 itself, which other work on the machine disturbs far less than throughput."""
 
@@ -127,8 +128,13 @@ def measure_observability(run: Run, admin_dsn: str, service_env: dict[str, str])
         cpu_us: dict[str, list[float]] = {name: [] for name in orders}
         for server in orders.values():  # warm each up once
             run_wrk(wrk_command(run.wrk, server.url, file, connections=4, duration_s=2))
+        names = list(orders)
         for round_number in range(rounds):
-            for name, server in orders.items():
+            # Each round starts one variant further on: none is always the one that follows
+            # the same other, or runs first after the warm-up.
+            start = round_number % len(names)
+            for name in names[start:] + names[:start]:
+                server = orders[name]
                 ticks = cpu_ticks(server.pid)
                 result = run_wrk(
                     wrk_command(
@@ -148,6 +154,21 @@ def measure_observability(run: Run, admin_dsn: str, service_env: dict[str, str])
                     f"  {per_order:7.1f} us CPU per order  errors {result.errors}",
                     flush=True,
                 )
+        if options.profile == "create_order":
+            # After the measured rounds: py-spy's sampling costs the process it samples CPU.
+            for name, server in orders.items():
+                with bench_run._profiled(
+                    server.pid, run.folder / f"profile-observability-{name}", options.duration_s
+                ):
+                    run_wrk(
+                        wrk_command(
+                            run.wrk,
+                            server.url,
+                            file,
+                            connections=options.connections,
+                            duration_s=options.duration_s,
+                        )
+                    )
     run.extras["observability"] = summarize(rates, cpu_us)
     print(format_summary(run.extras["observability"]), flush=True)
 

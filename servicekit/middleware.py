@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from servicekit.errors import DuplicateHeader, PayloadTooLarge, RequestHeadersTooLarge
 from servicekit.handlers import problem
 from servicekit.logs import new_request_id, request_id_var
-from servicekit.metrics import HttpMetrics, route_template
+from servicekit.metrics import UNMATCHED_ROUTE, HttpMetrics, route_template
+from servicekit.tracing import ServerSpans
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("access")
@@ -43,7 +44,8 @@ class RequestContextMiddleware:
     and set for logs; a bound on all headers together (431); a header of ``SINGLE_HEADERS``
     sent twice is refused (400); a bound on the body size (413); ``HEAD`` answered wherever
     ``GET`` is, without the body; one access-log line; the HTTP server metrics, when given
-    (the duration measured once serves the log line and the metric)."""
+    (the duration measured once serves the log line and the metric); a server span, when
+    given ``spans`` (tracing on), current for all of it, the access line included."""
 
     def __init__(
         self,
@@ -52,11 +54,13 @@ class RequestContextMiddleware:
         max_body_bytes: int,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         metrics: HttpMetrics | None = None,
+        spans: ServerSpans | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         self.metrics = metrics if metrics is not None and metrics.on else None
+        self.spans = spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,6 +78,9 @@ class RequestContextMiddleware:
         method_label = HttpMetrics.method_label(method)
         if metrics is not None:
             metrics.started(method_label)
+        spans = self.spans
+        traced = spans.start(scope, method_label) if spans is not None else None
+        failure: BaseException | None = None
 
         async def stamp_id(message: Message) -> None:
             nonlocal status
@@ -105,10 +112,14 @@ class RequestContextMiddleware:
                 await self._too_large(scope, receive, send_with_id)
                 return
             await self.app(scope, receive, send_with_id)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             seconds = time.perf_counter() - started
+            route = route_template(scope)
             if metrics is not None:
-                metrics.finished(method_label, route_template(scope), status, seconds)
+                metrics.finished(method_label, route, status, seconds)
             access_log.info(
                 "%s %s %s",
                 method,
@@ -123,6 +134,18 @@ class RequestContextMiddleware:
                     }
                 },
             )
+            if traced is not None:
+                assert spans is not None
+                span, span_token = traced
+                spans.finish(
+                    span,
+                    span_token,
+                    scope,
+                    method=method_label,
+                    route=None if route == UNMATCHED_ROUTE else route,
+                    status=status,
+                    failure=failure,
+                )
             request_id_var.reset(token)
 
     def _refuse_headers(self, scope: Scope) -> JSONResponse | None:

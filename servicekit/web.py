@@ -24,6 +24,7 @@ from servicekit.handlers import install_error_handlers
 from servicekit.middleware import DEFAULT_MAX_HEADER_BYTES, RequestContextMiddleware
 from servicekit.telemetry import Telemetry
 from servicekit.tokens import AccessClaims, TokenError, TokenVerifier
+from servicekit.tracing import ServerSpans
 
 Check = Callable[[], Awaitable[object]]
 P = TypeVar("P")
@@ -77,10 +78,9 @@ def create_base_app(
 
     ``telemetry``: the HTTP server metrics and ``GET /metrics`` (outside the OpenAPI
     document) when its metrics are on; a server span per request, child of the caller's
-    ``traceparent``, when it has a tracer provider (FastAPI's own OpenTelemetry support,
-    which names the span's route by its template)."""
+    ``traceparent``, when it has a tracer provider (``servicekit.tracing.ServerSpans``, in
+    the request-context middleware)."""
     telemetry = telemetry or Telemetry.off()
-    tracing = telemetry.tracing is not None
     app = FastAPIOffline(
         title=title,
         version=version,
@@ -90,12 +90,14 @@ def create_base_app(
         # A path with a slash too many is 404: a redirect would be built from the Host
         # header, which the client chooses.
         redirect_slashes=False,
-        # FastAPI's OpenTelemetry hooks ask the global providers (and the environment) on
-        # every request to find out that nobody configured them: off unless we trace, and
-        # then given our provider. Metrics are prometheus_client's (servicekit.metrics).
+        # FastAPI's OpenTelemetry hooks: off. Unconfigured, they would ask the global
+        # providers (and the environment) on every request to find out that nobody set
+        # them up; on, they build the server span's attributes, and wrap the request's
+        # send and receive, for the requests the sampler leaves out too (see "Observability"
+        # in docs/benchmarks.md). The server span is ServerSpans', metrics are
+        # prometheus_client's (servicekit.metrics).
         telemetry={
-            "tracing": tracing,
-            "tracer_provider": telemetry.tracing,
+            "tracing": False,
             "metrics": False,
             "logs": False,
             "operation_spans": False,
@@ -107,6 +109,7 @@ def create_base_app(
         max_body_bytes=max_body_bytes,
         max_header_bytes=max_header_bytes,
         metrics=telemetry.metrics.http,
+        spans=ServerSpans(telemetry.tracing) if telemetry.tracing is not None else None,
     )
     app.include_router(telemetry.metrics.router())
     if cors_origins:

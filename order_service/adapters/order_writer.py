@@ -25,6 +25,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from opentelemetry import trace
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -48,7 +49,8 @@ class _Pending:
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    # The placing request's context, kept only when batches are traced.
+    # The placing request's context, kept only when batches are traced and the request's
+    # span records (the sampler chose it).
     context: contextvars.Context | None = None
 
 
@@ -62,7 +64,8 @@ class SqlOrderWriter:
         traced: bool = False,
     ) -> None:
         """``traced``: a batch's statements are traced in the trace of the first order it
-        carries (tracing on); otherwise they run in no request's context at all."""
+        carries (tracing on), when that order's trace is sampled; otherwise they run in no
+        request's context at all."""
         self._engine = engine
         self._traced = traced
         self._batch_size = (metrics or OrderMetrics.off()).batch_size
@@ -79,9 +82,8 @@ class SqlOrderWriter:
             if key in self._in_flight:
                 return False
             self._in_flight.add(key)
-        pending = _Pending(
-            order, record, context=contextvars.copy_context() if self._traced else None
-        )
+        traced = self._traced and trace.get_current_span().is_recording()
+        pending = _Pending(order, record, context=contextvars.copy_context() if traced else None)
         self._queue.append(pending)
         if self._writer is None:
             # In a context of its own: the task outlives the request that happened to start

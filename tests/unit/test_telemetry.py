@@ -14,6 +14,11 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.trace import SpanKind, StatusCode
 
 from servicekit.logs import JsonFormatter
 from servicekit.metrics import Metrics
@@ -175,3 +180,87 @@ async def test_with_metrics_off_there_is_no_metrics_endpoint() -> None:
     thing, metrics = await get(app, "/things/1", "/metrics")
     assert thing.status_code == 200
     assert metrics.status_code == 404
+
+
+def recorded_telemetry(sampler: Sampler) -> tuple[Telemetry, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = SdkTracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Telemetry(Metrics.disabled(), provider), exporter
+
+
+def traced_app(telemetry: Telemetry) -> FastAPI:
+    """``tiny_app`` with a route that answers with the trace it runs in, as a message sent
+    from it would carry it."""
+    app = tiny_app(telemetry)
+
+    @app.get("/carried")
+    async def carried() -> dict[str, str | None]:
+        return {"traceparent": traceparent_of()}
+
+    return app
+
+
+async def test_a_request_is_a_server_span_named_by_its_route_under_the_callers_trace() -> None:
+    telemetry, exporter = recorded_telemetry(ParentBased(ALWAYS_ON))
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    transport = httpx.ASGITransport(app=tiny_app(telemetry))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get(
+            "/things/7?full=1", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}
+        )
+        assert response.status_code == 200
+        assert (await client.get("/nowhere")).status_code == 404
+    thing, nowhere = exporter.get_finished_spans()
+    assert thing.name == "GET /things/{thing_id}"
+    assert thing.kind == SpanKind.SERVER
+    assert format(thing.context.trace_id, "032x") == trace_id
+    assert thing.parent is not None
+    assert format(thing.parent.span_id, "016x") == parent_id
+    assert dict(thing.attributes or {}) == {
+        "http.request.method": "GET",
+        "http.route": "/things/{thing_id}",
+        "http.response.status_code": 200,
+        "url.scheme": "http",
+        "url.path": "/things/7",
+        "url.query": "full=1",
+        "network.protocol.version": "1.1",
+        "server.address": "t",
+    }
+    assert nowhere.name == "GET"  # no route: no template, and never the raw path
+    assert "http.route" not in (nowhere.attributes or {})
+    assert nowhere.parent is None
+
+
+async def test_a_request_the_sampler_leaves_out_records_nothing_and_still_carries_its_trace() -> (
+    None
+):
+    telemetry, exporter = recorded_telemetry(ParentBased(ALWAYS_ON))
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    transport = httpx.ASGITransport(app=traced_app(telemetry))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get(
+            "/carried", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-00"}
+        )
+    assert exporter.get_finished_spans() == ()
+    carried = response.json()["traceparent"]
+    assert carried is not None
+    # The same trace, still not sampled, so that the next service leaves it out too.
+    assert carried.startswith(f"00-{trace_id}-")
+    assert carried.endswith("-00")
+
+
+async def test_a_failing_request_is_an_error_span() -> None:
+    telemetry, exporter = recorded_telemetry(ALWAYS_ON)
+    app = tiny_app(telemetry)
+
+    @app.get("/broken")
+    async def broken() -> None:
+        raise RuntimeError("broken")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/broken")).status_code == 500
+    [span] = exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+    assert (span.attributes or {})["error.type"] == "RuntimeError"
