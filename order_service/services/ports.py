@@ -11,12 +11,12 @@ from order_service.domain import IdempotencyRecordData, OrderData, UserStanding
 from servicekit.uow import UnitOfWork
 
 
-class OrderRepository(Protocol):
+class OrderReads(Protocol):
+    """Committed orders, each read one statement on its own, outside any transaction: the
+    read paths (a page of orders, one order), which need nothing else to hold still."""
+
     async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
         """The user's order, or None (also when it is another user's)."""
-
-    async def get_for_update(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
-        """As ``get_for_user``, and nobody else changes it until this transaction ends."""
 
     async def list_for_user(
         self,
@@ -26,6 +26,13 @@ class OrderRepository(Protocol):
         before: tuple[dt.datetime, uuid.UUID] | None = None,
     ) -> list[OrderData]:
         """Newest first; ``before`` is the (created_at, id) of the last order already seen."""
+
+
+class OrderRepository(OrderReads, Protocol):
+    """The reads of ``OrderReads`` inside a transaction, and what changes an order."""
+
+    async def get_for_update(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
+        """As ``get_for_user``, and nobody else changes it until this transaction ends."""
 
     async def update_status(
         self, order_id: uuid.UUID, *, status: str, updated_at: dt.datetime
@@ -47,23 +54,6 @@ class OrderUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def idempotency(self) -> IdempotencyRepository: ...
-
-
-class OrderReads(Protocol):
-    """Committed orders, each read one statement on its own, outside any transaction: the
-    read paths (a page of orders, one order), which need nothing else to hold still."""
-
-    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
-        """The user's order, or None (also when it is another user's)."""
-
-    async def list_for_user(
-        self,
-        user_id: uuid.UUID,
-        *,
-        limit: int,
-        before: tuple[dt.datetime, uuid.UUID] | None = None,
-    ) -> list[OrderData]:
-        """Newest first; ``before`` is the (created_at, id) of the last order already seen."""
 
 
 class OrderWriter(Protocol):
