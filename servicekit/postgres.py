@@ -1,7 +1,10 @@
-"""asyncpg used directly, beside the engine: the hottest one-row reads, and change notifications.
+"""asyncpg used directly, beside the engine: the hot reads of one statement outside any
+transaction (a verification, a profile, a page of orders), and change notifications.
 
-Everything else goes through SQLAlchemy. These two exist because the engine costs too much on
-one path (a read per bus verification) and cannot ``LISTEN`` at all.
+Everything else goes through SQLAlchemy. These exist because the engine costs too much on the
+read paths (a session, a transaction's two round trips, its row processing) and cannot
+``LISTEN`` at all. The statements are still the repositories' own, built with SQLAlchemy and
+compiled once for asyncpg (``AsyncpgStatement``).
 """
 
 from __future__ import annotations
@@ -10,17 +13,36 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from opentelemetry.trace import SpanKind, Tracer, get_current_span
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from servicekit.errors import DependencyUnavailable
 from servicekit.faults import DEPENDENCY_FAULTS, fault_text
 from servicekit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+class AsyncpgStatement:
+    """A SQLAlchemy statement as asyncpg takes it, compiled once: SQL with ``$n``
+    placeholders, and its parameters in their order, the constants the statement binds
+    itself included."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self.sql = str(compiled)
+        self._names = tuple(compiled.positiontup or ())
+        self._constants = {n: b.value for n, b in compiled.binds.items() if not b.required}
+
+    def args(self, **params: Any) -> list[Any]:
+        return [params[n] if n in params else self._constants[n] for n in self._names]
 
 
 class PostgresLookups:
@@ -45,7 +67,8 @@ class PostgresLookups:
     ) -> None:
         parsed = make_url(url)
         self.dsn = parsed.set(drivername="postgresql").render_as_string(False)
-        self.address = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+        self._host = parsed.host or "localhost"
+        self.address = f"{self._host}:{parsed.port or 5432}"
         self.application_name = application_name
         self.connect_timeout = connect_timeout
         self._size = size
@@ -102,7 +125,7 @@ class PostgresLookups:
                     "db.system": "postgresql",
                     "db.name": self._database,
                     "db.statement": query,
-                    "server.address": self.address.rpartition(":")[0],
+                    "server.address": self._host,
                 },
             ):
                 return await self._fetch(query, args)

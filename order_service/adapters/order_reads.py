@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
-from sqlalchemy import Select
-from sqlalchemy.dialects.postgresql import asyncpg as postgres
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.domain import OrderData
@@ -21,7 +18,7 @@ from order_service.repositories.order_repository import (
     OrderRepository,
     orders_from_rows,
 )
-from servicekit.postgres import PostgresLookups
+from servicekit.postgres import AsyncpgStatement, PostgresLookups
 
 
 class SqlOrderReads:
@@ -45,23 +42,9 @@ class SqlOrderReads:
             return await OrderRepository(session).list_for_user(user_id, limit=limit, before=before)
 
 
-class _Compiled:
-    """A read of ``order_repository`` as asyncpg takes it: SQL with ``$n`` placeholders,
-    and the order of its parameters (with the constants the statement binds itself)."""
-
-    def __init__(self, statement: Select[Any]) -> None:
-        compiled = statement.compile(dialect=postgres.dialect())  # type: ignore[no-untyped-call]
-        self.sql = str(compiled)
-        self._names = tuple(compiled.positiontup or ())
-        self._constants = {n: b.value for n, b in compiled.binds.items() if not b.required}
-
-    def args(self, **params: Any) -> list[Any]:
-        return [params[n] if n in params else self._constants[n] for n in self._names]
-
-
-_ONE = _Compiled(ONE_ORDER.lateral)
-_FIRST = _Compiled(FIRST_PAGE.lateral)
-_NEXT = _Compiled(NEXT_PAGE.lateral)
+_ONE = AsyncpgStatement(ONE_ORDER.lateral)
+_FIRST = AsyncpgStatement(FIRST_PAGE.lateral)
+_NEXT = AsyncpgStatement(NEXT_PAGE.lateral)
 
 
 class PostgresOrderReads:

@@ -37,7 +37,7 @@ from user_service.core.config import UserSettings
 from user_service.core.database import MIGRATIONS, VERSION_TABLE
 from user_service.domain import UserStanding
 from user_service.main import build_user_service
-from user_service.services.ports import UserStandings
+from user_service.services.ports import UserProfiles, UserStandings
 
 PATIENCE = 10.0  # a bound for failures only
 
@@ -128,7 +128,7 @@ async def until(condition: Callable[[], object], what: str) -> None:
         pytest.fail(f"{what}: not within {PATIENCE}s")
 
 
-async def test_the_asyncpg_read_and_the_session_read_agree(database: Database) -> None:
+async def test_the_asyncpg_reads_and_the_session_reads_agree(database: Database) -> None:
     active, inactive, missing = (
         await database.add_user(),
         await database.add_user(active=False),
@@ -136,37 +136,23 @@ async def test_the_asyncpg_read_and_the_session_read_agree(database: Database) -
     )
     engine = create_engine(database.url, application_name="states-test")
     try:
-        by_session = SqlUserStandings(create_session_factory(engine, read_only=True))
-        by_asyncpg = PostgresUserStandings(database.lookups)
-        for user_id in (active, inactive, missing):
-            assert await by_asyncpg.get(user_id) == await by_session.get(user_id)
-        found = await by_asyncpg.get(inactive)
-        assert found is not None
-        assert found.id == inactive
-        assert not found.is_active
-        assert found.email == f"{inactive.hex}@example.com"
-        assert found.version == 1
-    finally:
-        await engine.dispose()
-
-
-async def test_the_asyncpg_profile_and_the_session_profile_agree(database: Database) -> None:
-    active, inactive, missing = (
-        await database.add_user(),
-        await database.add_user(active=False),
-        uuid.uuid4(),
-    )
-    engine = create_engine(database.url, application_name="states-test")
-    try:
-        by_session = SqlUserProfiles(create_session_factory(engine, read_only=True))
-        by_asyncpg = PostgresUserProfiles(database.lookups)
-        for user_id in (active, inactive, missing):
-            assert await by_asyncpg.get(user_id) == await by_session.get(user_id)
-        found = await by_asyncpg.get(inactive)
-        assert found is not None
-        assert (found.id, found.full_name, found.is_active) == (inactive, "A", False)
-        assert found.created_at.tzinfo is not None
-        assert await by_asyncpg.get(missing) is None
+        sessions = create_session_factory(engine, read_only=True)
+        pairs: list[tuple[UserStandings | UserProfiles, UserStandings | UserProfiles]] = [
+            (SqlUserStandings(sessions), PostgresUserStandings(database.lookups)),
+            (SqlUserProfiles(sessions), PostgresUserProfiles(database.lookups)),
+        ]
+        for by_session, by_asyncpg in pairs:
+            for user_id in (active, inactive, missing):
+                assert await by_asyncpg.get(user_id) == await by_session.get(user_id)
+        standing = await PostgresUserStandings(database.lookups).get(inactive)
+        assert standing is not None
+        assert (standing.id, standing.is_active, standing.version) == (inactive, False, 1)
+        assert standing.email == f"{inactive.hex}@example.com"
+        profile = await PostgresUserProfiles(database.lookups).get(inactive)
+        assert profile is not None
+        assert (profile.id, profile.full_name, profile.is_active) == (inactive, "A", False)
+        assert profile.created_at.tzinfo is not None
+        assert await PostgresUserProfiles(database.lookups).get(missing) is None
     finally:
         await engine.dispose()
 

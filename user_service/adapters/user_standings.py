@@ -9,10 +9,9 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-from sqlalchemy.dialects.postgresql import asyncpg as postgres
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from servicekit.postgres import PostgresLookups
+from servicekit.postgres import AsyncpgStatement, PostgresLookups
 from user_service.domain import User, UserStanding
 from user_service.repositories.user_repository import BY_ID, STANDING_BY_ID, UserRepository
 
@@ -32,8 +31,7 @@ class SqlUserStandings:
             return await UserRepository(session).get_standing(user_id)
 
 
-# The same statement, compiled once for asyncpg's own placeholders.
-_STANDING_SQL = str(STANDING_BY_ID.compile(dialect=postgres.dialect()))  # type: ignore[no-untyped-call]
+_STANDING = AsyncpgStatement(STANDING_BY_ID)
 
 
 class PostgresUserStandings:
@@ -44,7 +42,7 @@ class PostgresUserStandings:
         self._lookups = lookups
 
     async def get(self, user_id: uuid.UUID) -> UserStanding | None:
-        row = await self._lookups.fetch_row(_STANDING_SQL, user_id)
+        row = await self._lookups.fetch_row(_STANDING.sql, *_STANDING.args(user_id=user_id))
         return None if row is None else UserStanding(row[0], row[1], row[2], row[3], row[4])
 
 
@@ -59,7 +57,7 @@ class SqlUserProfiles:
             return await UserRepository(session).get(user_id)
 
 
-_PROFILE_SQL = str(BY_ID.compile(dialect=postgres.dialect()))  # type: ignore[no-untyped-call]
+_PROFILE = AsyncpgStatement(BY_ID)
 
 
 class PostgresUserProfiles:
@@ -69,7 +67,7 @@ class PostgresUserProfiles:
         self._lookups = lookups
 
     async def get(self, user_id: uuid.UUID) -> User | None:
-        row = await self._lookups.fetch_row(_PROFILE_SQL, user_id)
+        row = await self._lookups.fetch_row(_PROFILE.sql, *_PROFILE.args(user_id=user_id))
         return None if row is None else User(**dict(row.items()))
 
 
