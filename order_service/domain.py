@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 PENDING = "pending"
 CANCELLED = "cancelled"
@@ -62,6 +63,16 @@ class OrderData:
     created_at: dt.datetime
     updated_at: dt.datetime
     lines: tuple[OrderLineData, ...]
+
+
+class RenderedOrder(NamedTuple):
+    """An order as the API shows it (``OrderRead``'s JSON), with its cursor's parts. On
+    Postgres the database renders it: a page then costs the service no object per order,
+    line or amount (docs/benchmarks.md, "Orders rendered by Postgres")."""
+
+    created_at: dt.datetime
+    id: uuid.UUID
+    json: str
 
 
 @dataclass(frozen=True, slots=True)

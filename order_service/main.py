@@ -21,17 +21,24 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import JWKS_PATH, TAGGED_CHANNELS
-from order_service.adapters.order_reads import PostgresOrderReads, SqlOrderReads
+from order_service.adapters.order_reads import (
+    PostgresOrderReads,
+    PostgresOrderViews,
+    RenderedViews,
+    SqlOrderReads,
+)
 from order_service.adapters.order_writer import SqlOrderWriter
 from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
 from order_service.core.config import OrderSettings
 from order_service.core.database import MIGRATIONS, VERSION_TABLE
 from order_service.core.metrics import OrderMetrics
+from order_service.domain import RenderedOrder
 from order_service.routers import order_router
 from order_service.routers.dependencies import STATE_KEY, OrderServiceState
+from order_service.schemas import order_json
 from order_service.services import order_service
-from order_service.services.ports import OrderReads
+from order_service.services.ports import OrderReads, OrderViews
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
 from servicekit.composition import assemble_service_app
@@ -158,7 +165,9 @@ async def build_order_service(
         def new_uow(*, read_only: bool = False) -> SqlOrderUnitOfWork:
             return SqlOrderUnitOfWork(lookups if read_only else sessions)
 
-        reads: OrderReads = SqlOrderReads(lookups)
+        sql_reads = SqlOrderReads(lookups)
+        reads: OrderReads = sql_reads
+        views: OrderViews[RenderedOrder] = RenderedViews(sql_reads, order_json)
         postgres = PostgresLookups.of(
             settings, tracer=telemetry.tracer("order_service.order_reads")
         )
@@ -166,6 +175,7 @@ async def build_order_service(
             await postgres.start()
             stack.push_async_callback(postgres.close)
             reads = PostgresOrderReads(postgres)
+            views = PostgresOrderViews(postgres)
 
         writer = SqlOrderWriter(engine, metrics=metrics, traced=telemetry.tracing is not None)
         stack.push_async_callback(writer.close)
@@ -178,6 +188,7 @@ async def build_order_service(
             settings=settings,
             new_uow=new_uow,
             reads=reads,
+            views=views,
             writer=writer,
             users=CachedBusUserVerifier(
                 cache,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 from collections.abc import Iterable
@@ -218,12 +219,16 @@ def order_read(order: OrderData) -> OrderRead:
     return OrderRead.model_validate(_order_fields(order))
 
 
-def order_page(orders: Iterable[OrderData], next_cursor: str | None) -> OrderPage:
-    """The page validated in one call: one call per order and per line costs more than the
-    validation itself."""
-    return OrderPage.model_validate(
-        {"items": [_order_fields(o) for o in orders], "next_cursor": next_cursor}
-    )
+def order_json(order: OrderData) -> str:
+    """The order as JSON, as ``OrderRead`` shows it."""
+    return order_read(order).model_dump_json()
+
+
+def page_json(orders: Iterable[str], next_cursor: str | None) -> bytes:
+    """An ``OrderPage`` of orders already rendered as ``OrderRead`` JSON (``order_json``, or
+    Postgres: order_service.adapters.order_reads), without parsing them again."""
+    cursor = json.dumps(next_cursor)
+    return f'{{"items":[{",".join(orders)}],"next_cursor":{cursor}}}'.encode()
 
 
 def _order_fields(order: OrderData) -> dict[str, Any]:

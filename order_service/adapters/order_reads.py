@@ -1,16 +1,21 @@
 """The ``OrderReads`` port: a page of orders or one order, one statement, no transaction. On
 any database through a session of its own per read; on Postgres straight on asyncpg, the
 statement prepared once per connection, which skips the session, the transaction's two
-round trips and the engine's row processing."""
+round trips and the engine's row processing.
+
+And ``OrderViews[RenderedOrder]``, what the read routes answer with: the same reads, each
+order rendered as the API shows it; on Postgres by the database, in the same one statement;
+elsewhere by the function the composition root gives."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from order_service.domain import OrderData
+from order_service.domain import OrderData, RenderedOrder
 from order_service.repositories.order_repository import (
     FIRST_PAGE,
     NEXT_PAGE,
@@ -71,3 +76,63 @@ class PostgresOrderReads:
         before_at, before_id = before
         args = _NEXT.args(user_id=user_id, limit=limit, before_at=before_at, before_id=before_id)
         return orders_from_rows(await self._lookups.fetch(_NEXT.sql, *args))
+
+
+class RenderedViews:
+    """The orders of ``reads``, each rendered by ``render`` (the API's JSON of an order)."""
+
+    def __init__(self, reads: SqlOrderReads, render: Callable[[OrderData], str]) -> None:
+        self._reads = reads
+        self._render = render
+
+    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> RenderedOrder | None:
+        order = await self._reads.get_for_user(order_id, user_id)
+        return None if order is None else self._rendered(order)
+
+    async def list_for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> list[RenderedOrder]:
+        orders = await self._reads.list_for_user(user_id, limit=limit, before=before)
+        return [self._rendered(order) for order in orders]
+
+    def _rendered(self, order: OrderData) -> RenderedOrder:
+        return RenderedOrder(order.created_at, order.id, self._render(order))
+
+
+_ONE_RENDERED = AsyncpgStatement(ONE_ORDER.rendered)
+_FIRST_RENDERED = AsyncpgStatement(FIRST_PAGE.rendered)
+_NEXT_RENDERED = AsyncpgStatement(NEXT_PAGE.rendered)
+
+
+class PostgresOrderViews:
+    """On Postgres: the reads of ``PostgresOrderReads``, each order rendered by Postgres."""
+
+    def __init__(self, lookups: PostgresLookups) -> None:
+        self._lookups = lookups
+
+    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> RenderedOrder | None:
+        args = _ONE_RENDERED.args(order_id=order_id, user_id=user_id)
+        row = await self._lookups.fetch_row(_ONE_RENDERED.sql, *args)
+        return None if row is None else RenderedOrder(*row)
+
+    async def list_for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[dt.datetime, uuid.UUID] | None = None,
+    ) -> list[RenderedOrder]:
+        if before is None:
+            args = _FIRST_RENDERED.args(user_id=user_id, limit=limit)
+            rows = await self._lookups.fetch(_FIRST_RENDERED.sql, *args)
+        else:
+            before_at, before_id = before
+            args = _NEXT_RENDERED.args(
+                user_id=user_id, limit=limit, before_at=before_at, before_id=before_id
+            )
+            rows = await self._lookups.fetch(_NEXT_RENDERED.sql, *args)
+        return [RenderedOrder(*row) for row in rows]

@@ -9,17 +9,22 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Subquery,
     Table,
     and_,
     bindparam,
+    case,
+    func,
     insert,
+    literal_column,
     or_,
     select,
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from order_service.domain import OrderData, OrderLineData
@@ -95,6 +100,74 @@ def _with_lines(page: Subquery, *, lateral: bool) -> Select[Any]:
     )
 
 
+# Postgres renders an order as ``order_service.schemas.OrderRead`` shows it. Money as
+# ``format_money`` writes it: at least two decimals, at most four, no exponent (a 9 after the
+# point is a digit that FM drops when it is a trailing zero). Times as pydantic writes an
+# aware UTC datetime: ISO 8601 with a Z, the fraction only when there is one, six digits.
+_MONEY_TEXT: ColumnElement[str] = literal_column("'FM9999999999999990.0099'")
+_SECONDS_TEXT: ColumnElement[str] = literal_column("""'YYYY-MM-DD"T"HH24:MI:SS'""")
+_FRACTION_TEXT: ColumnElement[str] = literal_column("'.US'")
+_UTC: ColumnElement[str] = literal_column("'UTC'")
+
+
+def _money_text(amount: ColumnElement[Any]) -> ColumnElement[str]:
+    return func.to_char(amount, _MONEY_TEXT)
+
+
+def _time_text(at: ColumnElement[Any]) -> ColumnElement[str]:
+    utc = func.timezone(_UTC, at)
+    fraction = case(
+        (func.date_trunc("second", at) == at, ""), else_=func.to_char(utc, _FRACTION_TEXT)
+    )
+    return func.concat(func.to_char(utc, _SECONDS_TEXT), fraction, "Z")
+
+
+def _rendered(page: Subquery) -> Select[Any]:
+    """The orders of ``page``, newest first: (created_at, id, the order's JSON). Its lines are
+    an index lookup per order, as in the LATERAL read."""
+    line = func.json_build_object(
+        "sku",
+        _LINES.c.sku,
+        "quantity",
+        _LINES.c.quantity,
+        "unit_price",
+        _money_text(_LINES.c.unit_price),
+        "line_total",
+        _money_text(_LINES.c.unit_price * _LINES.c.quantity),
+    )
+    items = (
+        select(
+            func.coalesce(
+                func.json_agg(aggregate_order_by(line, _LINES.c.position)),
+                literal_column("'[]'::json"),
+            )
+        )
+        .where(_LINES.c.order_id == page.c.id)
+        .scalar_subquery()
+    )
+    order = func.json_build_object(
+        "id",
+        page.c.id,
+        "user_id",
+        page.c.user_id,
+        "status",
+        page.c.status,
+        "currency",
+        page.c.currency,
+        "items",
+        items,
+        "total",
+        _money_text(page.c.total),
+        "created_at",
+        _time_text(page.c.created_at),
+        "updated_at",
+        _time_text(page.c.updated_at),
+    )
+    return select(page.c.created_at, page.c.id, order.label("json")).order_by(
+        page.c.created_at.desc(), page.c.id.desc()
+    )
+
+
 # The columns of every order read, in the order ``orders_from_rows`` takes them: an order's
 # (as ``OrderData`` lists its fields), then a line's.
 _READ_COLUMNS = (
@@ -110,6 +183,7 @@ class BuiltRead:
     def __init__(self, page: Subquery) -> None:
         self.plain = _with_lines(page, lateral=False)
         self.lateral = _with_lines(page, lateral=True)
+        self.rendered = _rendered(page)
         for built in (self.plain, self.lateral):
             if tuple(built.selected_columns.keys()) != _READ_COLUMNS:
                 raise AssertionError(f"orders_from_rows reads {_READ_COLUMNS}")

@@ -9,9 +9,11 @@ from fastapi import Depends, Request
 
 from order_service.core.config import OrderSettings
 from order_service.core.metrics import OrderMetrics
+from order_service.domain import RenderedOrder
 from order_service.services.ports import (
     OrderReads,
     OrderUnitOfWork,
+    OrderViews,
     OrderWriter,
     UserVerifier,
 )
@@ -29,6 +31,7 @@ class OrderServiceState:
     settings: OrderSettings
     new_uow: UnitOfWorkFactory[OrderUnitOfWork]
     reads: OrderReads
+    views: OrderViews[RenderedOrder]
     users: UserVerifier
     writer: OrderWriter
     token_verifier: TokenVerifier

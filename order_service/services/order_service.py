@@ -13,6 +13,7 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic
 
 from order_service.domain import (
     CANCELLED,
@@ -33,10 +34,11 @@ from order_service.errors import (
 )
 from order_service.services.pagination import decode_cursor, encode_cursor
 from order_service.services.ports import (
-    OrderReads,
     OrderUnitOfWork,
+    OrderViews,
     OrderWriter,
     UserVerifier,
+    ViewT,
 )
 from servicekit.clock import utc_now
 
@@ -60,8 +62,8 @@ class PlacedOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderPage:
-    orders: list[OrderData]
+class OrderPage(Generic[ViewT]):
+    orders: list[ViewT]
     next_cursor: str | None
 
 
@@ -123,17 +125,17 @@ async def place_order(
 
 
 async def list_orders(
-    reads: OrderReads,
+    views: OrderViews[ViewT],
     users: UserVerifier,
     *,
     user_id: uuid.UUID,
     limit: int,
     cursor: str | None,
     session_epoch: int = 0,
-) -> OrderPage:
+) -> OrderPage[ViewT]:
     await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
     before = decode_cursor(cursor) if cursor else None
-    orders = await reads.list_for_user(user_id, limit=limit + 1, before=before)
+    orders = await views.list_for_user(user_id, limit=limit + 1, before=before)
     if len(orders) <= limit:
         return OrderPage(orders=orders, next_cursor=None)
     orders = orders[:limit]
@@ -142,15 +144,15 @@ async def list_orders(
 
 
 async def get_order(
-    reads: OrderReads,
+    views: OrderViews[ViewT],
     users: UserVerifier,
     *,
     user_id: uuid.UUID,
     order_id: uuid.UUID,
     session_epoch: int = 0,
-) -> OrderData:
+) -> ViewT:
     await ensure_user_may_act(users, user_id, session_epoch=session_epoch)
-    order = await reads.get_for_user(order_id, user_id)
+    order = await views.get_for_user(order_id, user_id)
     if order is None:
         raise OrderNotFound()
     return order

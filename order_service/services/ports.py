@@ -5,17 +5,31 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from order_service.domain import IdempotencyRecordData, OrderData, UserStanding
 from servicekit.uow import UnitOfWork
 
 
-class OrderReads(Protocol):
-    """Committed orders, each read one statement on its own, outside any transaction: the
-    read paths (a page of orders, one order), which need nothing else to hold still."""
+class OrderView(Protocol):
+    """What the use cases need of an order they show: the (created_at, id) of a cursor."""
 
-    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+ViewT = TypeVar("ViewT", bound=OrderView)
+
+
+class OrderViews(Protocol[ViewT]):
+    """Committed orders, each read one statement on its own, outside any transaction, as
+    some ``OrderView``: the read paths (a page of orders, one order), which need nothing
+    else to hold still."""
+
+    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> ViewT | None:
         """The user's order, or None (also when it is another user's)."""
 
     async def list_for_user(
@@ -24,8 +38,12 @@ class OrderReads(Protocol):
         *,
         limit: int,
         before: tuple[dt.datetime, uuid.UUID] | None = None,
-    ) -> list[OrderData]:
+    ) -> list[ViewT]:
         """Newest first; ``before`` is the (created_at, id) of the last order already seen."""
+
+
+class OrderReads(OrderViews[OrderData], Protocol):
+    """The orders as ``OrderData``."""
 
 
 class OrderRepository(OrderReads, Protocol):

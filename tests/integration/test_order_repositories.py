@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -12,14 +13,26 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from order_service.adapters.order_reads import PostgresOrderReads, SqlOrderReads
+from order_service.adapters.order_reads import (
+    PostgresOrderReads,
+    PostgresOrderViews,
+    RenderedViews,
+    SqlOrderReads,
+)
 from order_service.adapters.order_writer import SqlOrderWriter
 from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.core.database import MIGRATIONS, VERSION_TABLE
-from order_service.domain import IdempotencyRecordData, OrderData, OrderLineData, UserStanding
+from order_service.domain import (
+    IdempotencyRecordData,
+    OrderData,
+    OrderLineData,
+    RenderedOrder,
+    UserStanding,
+)
 from order_service.errors import OrderNotCancellable
+from order_service.schemas import OrderPage, order_json, page_json
 from order_service.services import order_service
-from order_service.services.ports import OrderReads
+from order_service.services.ports import OrderReads, OrderViews
 from servicekit.clock import utc_now
 from servicekit.database import create_engine, create_session_factory
 from servicekit.migrations import migrate
@@ -304,3 +317,62 @@ async def test_reads_give_the_orders_the_transaction_gives(
             assert await reads.get_for_user(two_lines.id, user_id) == two_lines, reads
             assert await reads.get_for_user(theirs.id, user_id) is None, reads
             assert await reads.list_for_user(uuid.uuid4(), limit=5) == [], reads
+
+
+async def test_rendered_views_show_each_order_as_the_api_does(
+    engine: AsyncEngine, new_uow: NewUow
+) -> None:
+    """Postgres renders a page's orders itself: the same JSON values as ``OrderRead``'s, for
+    amounts of every width and times with and without a fraction."""
+    user_id = uuid.uuid4()
+    whole_second = dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+    prices = ["0", "0.0001", "12.5", "0.123", "100", "99999999.9999"]
+    orders = [
+        dataclasses.replace(
+            _order(user_id, whole_second - dt.timedelta(minutes=n, microseconds=n * 120_000)),
+            lines=(
+                OrderLineData(position=0, sku=f"SKU-{n}", quantity=10_000, unit_price=Decimal(p)),
+                OrderLineData(position=1, sku='Ä "quoted"', quantity=1, unit_price=Decimal(p)),
+            ),
+            total=Decimal(p) * 10_001,
+            updated_at=whole_second + dt.timedelta(microseconds=n),
+        )
+        for n, p in enumerate(prices)
+    ]
+    async with new_uow() as uow:
+        for order in orders:
+            await uow.orders.add(order)
+        await uow.commit()
+    newest_first = sorted(orders, key=lambda o: (o.created_at, o.id), reverse=True)
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = create_session_factory(engine, read_only=True)
+        all_views: list[OrderViews[RenderedOrder]] = [
+            RenderedViews(SqlOrderReads(sessions), order_json)
+        ]
+        if engine.dialect.name == "postgresql":
+            lookups = PostgresLookups(
+                engine.url.render_as_string(hide_password=False), application_name="test"
+            )
+            await lookups.start()
+            stack.push_async_callback(lookups.close)
+            all_views.append(PostgresOrderViews(lookups))
+        for views in all_views:
+            seen: list[RenderedOrder] = []
+            before = None
+            while page := await views.list_for_user(user_id, limit=4, before=before):
+                seen += page
+                before = (page[-1].created_at, page[-1].id)
+            assert [(o.created_at, o.id) for o in seen] == [
+                (o.created_at, o.id) for o in newest_first
+            ], views
+            for rendered, order in zip(seen, newest_first, strict=True):
+                assert json.loads(rendered.json) == json.loads(order_json(order)), views
+            one = await views.get_for_user(orders[1].id, user_id)
+            assert one is not None, views
+            assert json.loads(one.json) == json.loads(order_json(orders[1])), views
+            assert await views.get_for_user(orders[1].id, uuid.uuid4()) is None, views
+            body = page_json([o.json for o in seen], "next")
+            assert OrderPage.model_validate_json(body).model_dump_json() == (
+                f'{{"items":[{",".join(order_json(o) for o in newest_first)}],'
+                f'"next_cursor":"next"}}'
+            )
