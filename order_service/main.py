@@ -27,7 +27,7 @@ from order_service.adapters.order_reads import (
     RenderedViews,
     SqlOrderReads,
 )
-from order_service.adapters.order_writer import SqlOrderWriter
+from order_service.adapters.order_writer import PostgresOrderWriter, SqlOrderWriter
 from order_service.adapters.sql_unit_of_work import SqlOrderUnitOfWork
 from order_service.adapters.user_verifier import CachedBusUserVerifier, HttpUserVerifier
 from order_service.core.config import OrderSettings
@@ -168,16 +168,19 @@ async def build_order_service(
         sql_reads = SqlOrderReads(lookups)
         reads: OrderReads = sql_reads
         views: OrderViews[RenderedOrder] = RenderedViews(sql_reads, order_json)
-        postgres = PostgresLookups.of(
-            settings, tracer=telemetry.tracer("order_service.order_reads")
-        )
+        postgres = PostgresLookups.of(settings, tracer=telemetry.tracer("order_service.postgres"))
         if postgres is not None:
             await postgres.start()
             stack.push_async_callback(postgres.close)
             reads = PostgresOrderReads(postgres)
             views = PostgresOrderViews(postgres)
 
-        writer = SqlOrderWriter(engine, metrics=metrics, traced=telemetry.tracing is not None)
+        traced = telemetry.tracing is not None
+        writer = (
+            SqlOrderWriter(engine, metrics=metrics, traced=traced)
+            if postgres is None
+            else PostgresOrderWriter(engine, postgres, metrics=metrics, traced=traced)
+        )
         stack.push_async_callback(writer.close)
         housekeeping = asyncio.create_task(
             _purge_keys_periodically(new_uow, settings.idempotency_purge_interval_seconds),

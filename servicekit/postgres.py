@@ -1,22 +1,28 @@
 """asyncpg used directly, beside the engine: the hot reads of one statement outside any
-transaction (a verification, a profile, a page of orders), and change notifications.
+transaction (a verification, a profile, a page of orders), the order writer's batches, and
+change notifications.
 
 Everything else goes through SQLAlchemy. These exist because the engine costs too much on the
-read paths (a session, a transaction's two round trips, its row processing) and cannot
-``LISTEN`` at all. The statements are still the repositories' own, built with SQLAlchemy and
-compiled once for asyncpg (``AsyncpgStatement``).
+hot paths (a session, a transaction's round trips, its processing of every row and parameter)
+and cannot ``LISTEN`` at all. The statements are still the repositories' own, built with
+SQLAlchemy and compiled once for asyncpg (``AsyncpgStatement``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import asyncpg
-from opentelemetry.trace import SpanKind, Tracer, get_current_span
+from opentelemetry.trace import Span, SpanKind, Tracer, get_current_span
+from sqlalchemy import Select, Table, bindparam, func, literal_column, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
@@ -27,6 +33,16 @@ from servicekit.faults import DEPENDENCY_FAULTS, fault_text
 from servicekit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+def insert_from_arrays(table: Table) -> postgresql.Insert:
+    """An INSERT of many rows as one statement: each column one array parameter, named as
+    the column (``AsyncpgStatement(...).args(column=[...], ...)``), the rows ``unnest``-ed
+    from them. One round trip and one statement whatever the number of rows, where an
+    executemany costs a statement's work per row."""
+    arrays = [bindparam(column.name, type_=ARRAY(column.type)) for column in table.columns]
+    rows: Select[Any] = select(literal_column("*")).select_from(func.unnest(*arrays).alias("batch"))
+    return postgresql.insert(table).from_select([column.name for column in table.columns], rows)
 
 
 class AsyncpgStatement:
@@ -119,49 +135,83 @@ class PostgresLookups:
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """Every row of ``query``, prepared once per connection. A fault of the server is the
         kit's ``DependencyUnavailable``, naming its address."""
-        if self._tracer is not None and get_current_span().is_recording():
-            with self._tracer.start_as_current_span(
-                f"{query.split(None, 1)[0]} {self._database}",
-                kind=SpanKind.CLIENT,
-                attributes={
-                    "db.system": "postgresql",
-                    "db.name": self._database,
-                    "db.statement": query,
-                    "server.address": self._host,
-                },
-            ):
-                return await self._fetch(query, args)
-        return await self._fetch(query, args)
+        span = self._span(query)
+        if span is None:
+            return await self._fetch(query, args)
+        with span:
+            return await self._fetch(query, args)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
+        """One transaction on a connection of the pool: committed when the block ends, rolled
+        back when it raises. Faults as ``fetch``'s."""
+        connection = await self._take()
+        try:
+            try:
+                async with connection.transaction():
+                    yield PostgresTransaction(self, connection)
+            finally:
+                await self._give_back(connection)
+        except DEPENDENCY_FAULTS as exc:
+            raise self._unavailable(exc) from exc
 
     async def _fetch(self, query: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
-        if self._pool is None:
-            raise RuntimeError("PostgresLookups used before start()")
+        connection = await self._take()
         try:
-            # Reads take their turns first come, first served, and no more at once than the
-            # pool has connections: on its own, the pool hands a freed connection to whichever
-            # read asks next, so that under load a waiting read is passed over again and again
-            # (a p99 of several times the p50: docs/benchmarks.md).
-            # One deadline for the turn and the connection, rather than acquire(timeout=),
-            # which costs a task per call.
-            async with asyncio.timeout(self.connect_timeout):
-                await self._turns.acquire()
-                try:
-                    connection = await self._pool.acquire()
-                except BaseException:
-                    self._turns.release()
-                    raise
             try:
                 rows: list[asyncpg.Record] = await connection.fetch(query, *args)
                 return rows
             finally:
-                try:
-                    await self._pool.release(connection)
-                finally:
-                    self._turns.release()
+                await self._give_back(connection)
         except DEPENDENCY_FAULTS as exc:
-            raise DependencyUnavailable(
-                f"postgresql at {self.address} did not answer: {fault_text(exc)}"
-            ) from exc
+            raise self._unavailable(exc) from exc
+
+    async def _take(self) -> asyncpg.Connection:
+        """A connection, in turn: first come, first served, and no more at once than the pool
+        has connections. On its own, the pool hands a freed connection to whichever caller
+        asks next, so that under load a waiting read is passed over again and again (a p99
+        of several times the p50: docs/benchmarks.md). One deadline for the turn and the
+        connection, rather than acquire(timeout=), which costs a task per call."""
+        if self._pool is None:
+            raise RuntimeError("PostgresLookups used before start()")
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await self._turns.acquire()
+                try:
+                    connection: asyncpg.Connection = await self._pool.acquire()
+                    return connection
+                except BaseException:
+                    self._turns.release()
+                    raise
+        except DEPENDENCY_FAULTS as exc:
+            raise self._unavailable(exc) from exc
+
+    async def _give_back(self, connection: asyncpg.Connection) -> None:
+        try:
+            if self._pool is not None:
+                await self._pool.release(connection)
+        finally:
+            self._turns.release()
+
+    def _unavailable(self, exc: BaseException) -> DependencyUnavailable:
+        return DependencyUnavailable(
+            f"postgresql at {self.address} did not answer: {fault_text(exc)}"
+        )
+
+    def _span(self, query: str) -> AbstractContextManager[Span] | None:
+        """A client span for ``query`` when the current span records (a sampled trace)."""
+        if self._tracer is None or not get_current_span().is_recording():
+            return None
+        return self._tracer.start_as_current_span(
+            f"{query.split(None, 1)[0]} {self._database}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "db.system": "postgresql",
+                "db.name": self._database,
+                "db.statement": query,
+                "server.address": self._host,
+            },
+        )
 
     def listener(self, channel: str, *, check_interval: float = 1.0) -> PostgresListener:
         return PostgresListener(
@@ -171,6 +221,21 @@ class PostgresLookups:
             connect_timeout=self.connect_timeout,
             check_interval=check_interval,
         )
+
+
+class PostgresTransaction:
+    """The statements of one ``PostgresLookups.transaction``."""
+
+    def __init__(self, lookups: PostgresLookups, connection: asyncpg.Connection) -> None:
+        self._lookups = lookups
+        self._connection = connection
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        span = self._lookups._span(query)
+        if span is None:
+            return cast(list[asyncpg.Record], await self._connection.fetch(query, *args))
+        with span:
+            return cast(list[asyncpg.Record], await self._connection.fetch(query, *args))
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:

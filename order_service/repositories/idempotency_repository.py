@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from order_service.domain import IdempotencyRecordData
 from order_service.models import IdempotencyRecord
+from servicekit.postgres import insert_from_arrays
 
 _RECORDS = cast(Table, IdempotencyRecord.__table__)
 _INSERT_RECORD = insert(_RECORDS)
@@ -21,11 +22,10 @@ _GET_RECORD = select(_RECORDS).where(
 )
 
 
-def _claim(dialect: Any) -> Any:
+def _claim(statement: Any) -> Any:
     """Insert each record unless its key is held by an unexpired record, which is then
     replaced; RETURNING names the keys won. A key held by a transaction not yet committed
     waits for it (the unique key's own lock), then counts as held if that one committed."""
-    statement = dialect.insert(_RECORDS)
     fresh = statement.excluded
     return statement.on_conflict_do_update(
         index_elements=[_RECORDS.c.user_id, _RECORDS.c.key],
@@ -39,7 +39,23 @@ def _claim(dialect: Any) -> Any:
     ).returning(_RECORDS.c.user_id, _RECORDS.c.key)
 
 
-_CLAIM = {"postgresql": _claim(postgresql), "sqlite": _claim(sqlite)}
+_CLAIM = {
+    "postgresql": _claim(postgresql.insert(_RECORDS)),
+    "sqlite": _claim(sqlite.insert(_RECORDS)),
+}
+# The same claim on asyncpg, the batch's records as one array per column (record_arrays).
+CLAIM_ARRAYS = _claim(insert_from_arrays(_RECORDS))
+
+
+def record_arrays(records: Sequence[IdempotencyRecordData]) -> dict[str, list[Any]]:
+    return {
+        "user_id": [r.user_id for r in records],
+        "key": [r.key for r in records],
+        "fingerprint": [r.fingerprint for r in records],
+        "order_id": [r.order_id for r in records],
+        "created_at": [r.created_at for r in records],
+        "expires_at": [r.expires_at for r in records],
+    }
 
 
 def _row(record: IdempotencyRecordData) -> dict[str, Any]:
