@@ -3,11 +3,12 @@
 at a 0.1 sampling ratio (``parentbased_traceidratio``) exporting OTLP/HTTP to a sink here.
 
 The three order services run side by side on one user service, Redis and database, and are
-loaded in turn, round after round (each round starting one variant further on), so that
-whatever else the machine does falls on all three alike; each variant's figure is its median
-over the rounds. Two figures per variant:
-throughput, and the order service's CPU time per created order (from ``/proc``), the cost
-itself, which other work on the machine disturbs far less than throughput."""
+loaded in turn, round after round of short loads (each round starting one variant further
+on), so that whatever else the machine does falls on all three alike. Two figures per
+variant: throughput, and the order service's CPU time per created order (from ``/proc``),
+the cost itself, which other work on the machine disturbs less than throughput. A variant
+against another is the median over the rounds of their ratio within the round: the machine's
+pace drifts between rounds far more than within one."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from devstack import RedisServer, ScratchDatabases
 if TYPE_CHECKING:
     from bench.run import Run
 
-ROUNDS = 3
+ROUNDS = 6
 QUICK_ROUNDS = 2
 
 
@@ -142,7 +143,7 @@ def measure_observability(run: Run, admin_dsn: str, service_env: dict[str, str])
                         server.url,
                         file,
                         connections=options.connections,
-                        duration_s=options.duration_s,
+                        duration_s=options.duration_s / 2,
                     )
                 )
                 used_s = (cpu_ticks(server.pid) - ticks) / TICKS_PER_S
@@ -183,6 +184,11 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
+def paired(figures: dict[str, list[float]], name: str, against: str) -> float:
+    """The median over the rounds of ``name``'s figure over ``against``'s in the same round."""
+    return statistics.median(a / b for a, b in zip(figures[name], figures[against], strict=True))
+
+
 def summarize(rates: dict[str, list[float]], cpu_us: dict[str, list[float]]) -> dict[str, Any]:
     rps = {name: statistics.median(values) for name, values in rates.items()}
     cpu = {name: statistics.median(values) for name, values in cpu_us.items()}
@@ -191,17 +197,17 @@ def summarize(rates: dict[str, list[float]], cpu_us: dict[str, list[float]]) -> 
         "rounds_cpu_us": {name: [round(v, 1) for v in values] for name, values in cpu_us.items()},
         "median_rps": {name: round(value, 1) for name, value in rps.items()},
         "median_cpu_us_per_order": {name: round(value, 1) for name, value in cpu.items()},
-        # Throughput as a share of the compared variant's (1.0: no loss).
-        "rps_metrics_on_vs_off": round(rps["metrics_on"] / rps["metrics_off"], 3),
-        "rps_tracing_vs_metrics_on": round(rps["tracing_0.1"] / rps["metrics_on"], 3),
+        # Throughput as a share of the compared variant's (1.0: no loss), round by round.
+        "rps_metrics_on_vs_off": round(paired(rates, "metrics_on", "metrics_off"), 3),
+        "rps_tracing_vs_metrics_on": round(paired(rates, "tracing_0.1", "metrics_on"), 3),
         # CPU per order as a share of the compared variant's (1.0: no extra cost).
-        "cpu_metrics_on_vs_off": round(cpu["metrics_on"] / cpu["metrics_off"], 3),
-        "cpu_tracing_vs_metrics_on": round(cpu["tracing_0.1"] / cpu["metrics_on"], 3),
+        "cpu_metrics_on_vs_off": round(paired(cpu_us, "metrics_on", "metrics_off"), 3),
+        "cpu_tracing_vs_metrics_on": round(paired(cpu_us, "tracing_0.1", "metrics_on"), 3),
     }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    lines = ["  observability, create_order (medians over rounds):"]
+    lines = ["  observability, create_order (medians over rounds; ratios paired by round):"]
     for name, value in summary["median_rps"].items():
         cpu = summary["median_cpu_us_per_order"][name]
         lines.append(f"    {name:<14} {value:>9.1f} rps  {cpu:>8.1f} us CPU per order")

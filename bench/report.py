@@ -141,6 +141,22 @@ def evaluate_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ratio <= 3,
             }
         )
+    observed = data.get("observability")
+    if observed:
+        # Issue 13: metrics on within 5% of off; tracing at 0.1 within 15% of metrics on.
+        for key, name, against, within in (
+            ("metrics_on_vs_off", "metrics on", "metrics off", 0.05),
+            ("tracing_vs_metrics_on", "tracing at 0.1", "metrics on", 0.15),
+        ):
+            rps, cpu = observed[f"rps_{key}"], observed[f"cpu_{key}"]
+            targets.append(
+                {
+                    "target": f"create order, {name} within {within:.0%} of {against} "
+                    "(throughput and CPU per order, paired rounds)",
+                    "measured": f"throughput x{rps:.3f}, CPU per order x{cpu:.3f}",
+                    "met": rps >= 1 - within and cpu <= 1 + within,
+                }
+            )
     if data.get("scale"):
         targets += scale.targets(data["scale"])
     return targets
@@ -205,6 +221,21 @@ def markdown(data: dict[str, Any]) -> str:
                 f"| {name} | {row['p50_us']:.0f} | {row['p90_us']:.0f} | {row['p99_us']:.0f} "
                 f"| {ratio} |"
             )
+    observed = data.get("observability")
+    if observed:
+        out += [
+            "",
+            "Observability, create order on three order services loaded in turn (medians "
+            "over the rounds):",
+            "",
+            "| variant | rps (rounds) | CPU per order, us (rounds) |",
+            "|---|---|---|",
+        ]
+        for name, rps in observed["median_rps"].items():
+            rounds = ", ".join(f"{v:.0f}" for v in observed["rounds_rps"][name])
+            cpu = observed["median_cpu_us_per_order"][name]
+            cpu_rounds = ", ".join(f"{v:.0f}" for v in observed["rounds_cpu_us"][name])
+            out.append(f"| {name} | {rps:.0f} ({rounds}) | {cpu:.0f} ({cpu_rounds}) |")
     if data.get("scale"):
         out += ["", "Scale:", "", "```", scale.format_summary(data["scale"]), "```"]
     out += ["", "Targets:", ""]
