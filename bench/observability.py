@@ -8,7 +8,8 @@ on), so that whatever else the machine does falls on all three alike. Two figure
 variant: throughput, and the order service's CPU time per created order (from ``/proc``),
 the cost itself, which other work on the machine disturbs less than throughput. A variant
 against another is the median over the rounds of their ratio within the round: the machine's
-pace drifts between rounds far more than within one."""
+pace drifts between rounds far more than within one. A fourth process, a twin of metrics on,
+is the control: what separates two identical processes in the same run."""
 
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ def variants(sink: str) -> dict[str, dict[str, str]]:
     return {
         "metrics_off": {"METRICS_ENABLED": "false"},
         "metrics_on": {},
+        # The control: the same as metrics_on, in a process of its own. How far it lands
+        # from metrics_on is how far two identical processes differ in this run.
+        "metrics_on_twin": {},
         "tracing_0.1": {
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
@@ -203,6 +207,8 @@ def summarize(rates: dict[str, list[float]], cpu_us: dict[str, list[float]]) -> 
         # CPU per order as a share of the compared variant's (1.0: no extra cost).
         "cpu_metrics_on_vs_off": round(paired(cpu_us, "metrics_on", "metrics_off"), 3),
         "cpu_tracing_vs_metrics_on": round(paired(cpu_us, "tracing_0.1", "metrics_on"), 3),
+        "rps_twin_vs_metrics_on": round(paired(rates, "metrics_on_twin", "metrics_on"), 3),
+        "cpu_twin_vs_metrics_on": round(paired(cpu_us, "metrics_on_twin", "metrics_on"), 3),
     }
 
 
@@ -216,6 +222,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         "rps_tracing_vs_metrics_on",
         "cpu_metrics_on_vs_off",
         "cpu_tracing_vs_metrics_on",
+        "rps_twin_vs_metrics_on",
+        "cpu_twin_vs_metrics_on",
     ):
         lines.append(f"    {key:<28} {summary[key]:.3f}")
     return "\n".join(lines)
