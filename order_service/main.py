@@ -168,10 +168,15 @@ async def build_order_service(
         sql_reads = SqlOrderReads(lookups)
         reads: OrderReads = sql_reads
         views: OrderViews[RenderedOrder] = RenderedViews(sql_reads, order_json)
-        postgres = PostgresLookups.of(settings, tracer=telemetry.tracer("order_service.postgres"))
+        postgres = PostgresLookups.of(
+            settings,
+            tracer=telemetry.tracer("order_service.postgres"),
+            on_fault=telemetry.metrics.postgres_fault,
+        )
         if postgres is not None:
             await postgres.start()
             stack.push_async_callback(postgres.close)
+            telemetry.metrics.watch_pool(f"{settings.service_name}.asyncpg", postgres.pool_figures)
             reads = PostgresOrderReads(postgres)
             views = PostgresOrderViews(postgres)
 

@@ -13,8 +13,9 @@ callers never branch on whether metrics are on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import prometheus_client
 from fastapi import APIRouter, Response
@@ -73,6 +74,7 @@ class Metrics:
         self.registry = registry
         # A family asked for again (a lifespan entered twice) is the one registered.
         self._families: dict[str, Any] = {}
+        self._pools: PoolCollector | None = None
         self.http = HttpMetrics(self)
         self.dependency_errors = self.counter(
             "db_client_errors",
@@ -141,11 +143,22 @@ class Metrics:
     def postgres_fault(self, exc: BaseException) -> None:
         self.dependency_errors.labels("postgresql", type(exc).__name__).inc()
 
+    def watch_pool(self, pool_name: str, figures: Callable[[], tuple[int, int, int]]) -> None:
+        """A connection pool's use, read at every scrape: ``figures`` gives the connections
+        in use, idle, and the most it opens. A pool watched again under the same name (a
+        lifespan entered twice) replaces the one before."""
+        if self.registry is None:
+            return
+        if self._pools is None:
+            self._pools = PoolCollector()
+            self.registry.register(self._pools)
+        self._pools.watch(pool_name, figures)
+
     def watch_engine(self, engine: AsyncEngine, pool_name: str) -> None:
         """Pool use at every scrape, and every dependency fault a statement meets."""
         if self.registry is None:
             return
-        self.registry.register(PoolCollector(pool_name, engine))
+        self.watch_pool(pool_name, functools.partial(engine_pool_figures, engine))
         if engine.dialect.name != "postgresql":
             return
 
@@ -211,34 +224,49 @@ class HttpMetrics:
         child.observe(seconds)
 
 
-class PoolCollector(Collector):
-    """``db_client_connection_count`` (used, idle) and ``db_client_connection_max`` of one
-    engine's pool, read when Prometheus scrapes: nothing on the request path."""
+class PoolFigures(NamedTuple):
+    used: int
+    idle: int
+    most: int  # the most connections the pool opens
 
-    def __init__(self, name: str, engine: AsyncEngine) -> None:
-        self._name = name
-        self._pool: Any = engine.sync_engine.pool
+
+def engine_pool_figures(engine: AsyncEngine) -> PoolFigures:
+    pool: Any = engine.sync_engine.pool
+    used = int(pool.checkedout()) if hasattr(pool, "checkedout") else 0
+    idle = int(pool.checkedin()) if hasattr(pool, "checkedin") else 0
+    size = int(pool.size()) if hasattr(pool, "size") else used + idle
+    overflow = max(0, int(getattr(pool, "_max_overflow", 0)))
+    return PoolFigures(used, idle, size + overflow)
+
+
+class PoolCollector(Collector):
+    """``db_client_connection_count`` (used, idle) and ``db_client_connection_max`` of every
+    pool watched, one family each for all of them, read when Prometheus scrapes: nothing on
+    the request path."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, Callable[[], tuple[int, int, int]]] = {}
+
+    def watch(self, name: str, figures: Callable[[], tuple[int, int, int]]) -> None:
+        self._pools[name] = figures
 
     def collect(self) -> Iterable[Metric]:
-        pool = self._pool
-        used = int(pool.checkedout()) if hasattr(pool, "checkedout") else 0
-        idle = int(pool.checkedin()) if hasattr(pool, "checkedin") else 0
-        size = int(pool.size()) if hasattr(pool, "size") else used + idle
-        overflow = max(0, int(getattr(pool, "_max_overflow", 0)))
         count = GaugeMetricFamily(
             "db_client_connection_count",
             "Connections of the pool, by state.",
             labels=["db_client_connection_pool_name", "db_client_connection_state"],
         )
-        count.add_metric([self._name, "used"], used)
-        count.add_metric([self._name, "idle"], idle)
-        yield count
         most = GaugeMetricFamily(
             "db_client_connection_max",
             "The most connections the pool opens.",
             labels=["db_client_connection_pool_name"],
         )
-        most.add_metric([self._name], size + overflow)
+        for name, figures in self._pools.items():
+            used, idle, at_most = figures()
+            count.add_metric([name, "used"], used)
+            count.add_metric([name, "idle"], idle)
+            most.add_metric([name], at_most)
+        yield count
         yield most
 
     def describe(self) -> Iterator[Metric]:

@@ -80,7 +80,9 @@ class PostgresLookups:
         connect_timeout: float = 3.0,
         statement_timeout: float = 10.0,
         tracer: Tracer | None = None,
+        on_fault: Callable[[BaseException], None] | None = None,
     ) -> None:
+        """``on_fault``: told of every fault of the server (the metrics' error count)."""
         parsed = make_url(url)
         self.dsn = parsed.set(drivername="postgresql").render_as_string(False)
         self._host = parsed.host or "localhost"
@@ -92,11 +94,16 @@ class PostgresLookups:
         self._statement_timeout = statement_timeout
         self._pool: asyncpg.Pool | None = None
         self._tracer = tracer
+        self._on_fault = on_fault
         self._database = parsed.database or ""
 
     @classmethod
     def of(
-        cls, settings: ServiceSettings, *, tracer: Tracer | None = None
+        cls,
+        settings: ServiceSettings,
+        *,
+        tracer: Tracer | None = None,
+        on_fault: Callable[[BaseException], None] | None = None,
     ) -> PostgresLookups | None:
         """For a service on Postgres; None on any other database. With ``tracer``, a read
         made inside a sampled trace is a span of it, as the engine's statements are."""
@@ -108,6 +115,7 @@ class PostgresLookups:
             connect_timeout=settings.db_connect_timeout,
             statement_timeout=settings.db_statement_timeout,
             tracer=tracer,
+            on_fault=on_fault,
         )
 
     async def start(self) -> None:
@@ -193,7 +201,17 @@ class PostgresLookups:
         finally:
             self._turns.release()
 
+    def pool_figures(self) -> tuple[int, int, int]:
+        """The pool's connections in use, idle, and the most it opens (for the metrics)."""
+        pool = self._pool
+        if pool is None:
+            return (0, 0, self._size)
+        idle = pool.get_idle_size()
+        return (pool.get_size() - idle, idle, pool.get_max_size())
+
     def _unavailable(self, exc: BaseException) -> DependencyUnavailable:
+        if self._on_fault is not None:
+            self._on_fault(exc)
         return DependencyUnavailable(
             f"postgresql at {self.address} did not answer: {fault_text(exc)}"
         )

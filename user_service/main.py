@@ -147,10 +147,15 @@ async def build_user_service(
 
         user_standings: UserStandings = SqlUserStandings(lookups)
         profiles: UserProfiles = SqlUserProfiles(lookups)
-        postgres = PostgresLookups.of(settings, tracer=telemetry.tracer("user_service.reads"))
+        postgres = PostgresLookups.of(
+            settings,
+            tracer=telemetry.tracer("user_service.reads"),
+            on_fault=telemetry.metrics.postgres_fault,
+        )
         if postgres is not None:
             await postgres.start()
             stack.push_async_callback(postgres.close)
+            telemetry.metrics.watch_pool(f"{settings.service_name}.asyncpg", postgres.pool_figures)
             profiles = PostgresUserProfiles(postgres)
             listener = postgres.listener(USER_CHANGES_CHANNEL)
             remembered = RememberedUserStandings(

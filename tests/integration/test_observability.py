@@ -133,6 +133,14 @@ async def test_order_counters_match_the_traffic(observed: Observed) -> None:
     )
     pool = {"db_client_connection_pool_name": "order-service"}
     assert value(after, "db_client_connection_max", **pool) >= 1
+    # The asyncpg pool of the reads and the order writer: it served this traffic.
+    direct = {"db_client_connection_pool_name": "order-service.asyncpg"}
+    assert value(after, "db_client_connection_max", **direct) == 4
+    opened = sum(
+        value(after, "db_client_connection_count", **direct, db_client_connection_state=state)
+        for state in ("used", "idle")
+    )
+    assert opened >= 1
 
 
 async def test_a_cache_miss_is_one_bus_verification(observed: Observed) -> None:

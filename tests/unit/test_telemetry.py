@@ -264,3 +264,38 @@ async def test_a_failing_request_is_an_error_span() -> None:
     [span] = exporter.get_finished_spans()
     assert span.status.status_code == StatusCode.ERROR
     assert (span.attributes or {})["error.type"] == "RuntimeError"
+
+
+def test_every_pool_is_one_sample_of_one_family() -> None:
+    """Two pools watched (the single process has two engines; a service its engine and its
+    asyncpg pool): one family of each name, one sample per pool and state; a pool watched
+    again under its name replaces the one before."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.watch_pool("users", lambda: (1, 2, 5))
+    metrics.watch_pool("orders", lambda: (0, 0, 4))
+    metrics.watch_pool("orders", lambda: (3, 1, 4))
+    text = generate_latest(registry).decode()
+    assert text.count("# TYPE db_client_connection_count ") == 1
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    count = {
+        (
+            s.labels["db_client_connection_pool_name"],
+            s.labels["db_client_connection_state"],
+        ): s.value
+        for s in families["db_client_connection_count"].samples
+    }
+    assert count == {
+        ("users", "used"): 1,
+        ("users", "idle"): 2,
+        ("orders", "used"): 3,
+        ("orders", "idle"): 1,
+    }
+    most = {
+        s.labels["db_client_connection_pool_name"]: s.value
+        for s in families["db_client_connection_max"].samples
+    }
+    assert most == {"users": 5, "orders": 4}
