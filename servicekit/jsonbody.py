@@ -40,8 +40,13 @@ def _constant(text: str) -> Any:
     raise json.JSONDecodeError(f"{text} is not JSON", text, 0)
 
 
+# One decoder for every body: json.loads with options builds a new one per call.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_integer, parse_constant=_constant)
+
+
 def read_exact_json(body: bytes) -> Any:
-    return json.loads(body, parse_float=Decimal, parse_int=_integer, parse_constant=_constant)
+    # As json.loads reads bytes: UTF-8, -16 or -32 told by the first bytes.
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
 
 
 class ExactJsonRequest(Request):

@@ -22,6 +22,10 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 
 
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line. With ``traces``, a line written inside a span also carries
     its ``trace_id`` and ``span_id`` (hex, as trace backends show them)."""
@@ -52,7 +56,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 class LoopBatchedHandler(logging.StreamHandler[TextIO]):
