@@ -153,9 +153,9 @@ def evaluate_targets(data: dict[str, Any]) -> list[dict[str, Any]]:
             targets.append(
                 {
                     "target": f"create order, {name} within {within:.0%} of {against} "
-                    "(throughput and CPU per order, paired rounds)",
-                    "measured": f"throughput x{rps:.3f}, CPU per order x{cpu:.3f} (the twin "
-                    f"of metrics on, the same code: x{twin[0]:.3f}, x{twin[1]:.3f})",
+                    "(throughput and CPU per order, paired by round)",
+                    "measured": f"throughput x{rps:.3f}, CPU per order x{cpu:.3f} (metrics "
+                    f"on's two processes, one against the other: x{twin[0]:.3f}, x{twin[1]:.3f})",
                     "met": rps >= 1 - within and cpu <= 1 + within,
                 }
             )
@@ -227,8 +227,8 @@ def markdown(data: dict[str, Any]) -> str:
     if observed:
         out += [
             "",
-            "Observability, create order on three order services loaded in turn (medians "
-            "over the rounds):",
+            "Observability, create order on order services loaded in turn (medians over the "
+            "rounds; metrics_on_mean is the mean of metrics on's two processes, round by round):",
             "",
             "| variant | rps (rounds) | CPU per order, us (rounds) |",
             "|---|---|---|",
