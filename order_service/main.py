@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import JWKS_PATH, TAGGED_CHANNELS
 from order_service.adapters.order_reads import (
-    PostgresOrderReads,
     PostgresOrderViews,
     RenderedViews,
     SqlOrderReads,
@@ -38,7 +37,7 @@ from order_service.routers import order_router
 from order_service.routers.dependencies import STATE_KEY, OrderServiceState
 from order_service.schemas import order_json
 from order_service.services import order_service
-from order_service.services.ports import OrderReads, OrderViews
+from order_service.services.ports import OrderViews
 from servicekit.bus import MessageBus
 from servicekit.cache import Cache
 from servicekit.composition import assemble_service_app
@@ -165,9 +164,7 @@ async def build_order_service(
         def new_uow(*, read_only: bool = False) -> SqlOrderUnitOfWork:
             return SqlOrderUnitOfWork(lookups if read_only else sessions)
 
-        sql_reads = SqlOrderReads(lookups)
-        reads: OrderReads = sql_reads
-        views: OrderViews[RenderedOrder] = RenderedViews(sql_reads, order_json)
+        views: OrderViews[RenderedOrder] = RenderedViews(SqlOrderReads(lookups), order_json)
         postgres = PostgresLookups.of(
             settings,
             tracer=telemetry.tracer("order_service.postgres"),
@@ -177,7 +174,6 @@ async def build_order_service(
             await postgres.start()
             stack.push_async_callback(postgres.close)
             telemetry.metrics.watch_pool(f"{settings.service_name}.asyncpg", postgres.pool_figures)
-            reads = PostgresOrderReads(postgres)
             views = PostgresOrderViews(postgres)
 
         traced = telemetry.tracing is not None
@@ -195,7 +191,6 @@ async def build_order_service(
         yield OrderServiceState(
             settings=settings,
             new_uow=new_uow,
-            reads=reads,
             views=views,
             writer=writer,
             users=CachedBusUserVerifier(

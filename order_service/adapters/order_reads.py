@@ -1,11 +1,11 @@
-"""The ``OrderReads`` port: a page of orders or one order, one statement, no transaction. On
-any database through a session of its own per read; on Postgres straight on asyncpg, the
-statement prepared once per connection, which skips the session, the transaction's two
-round trips and the engine's row processing.
+"""The read ports: a page of orders or one order, one statement, no transaction.
 
-And ``OrderViews[RenderedOrder]``, what the read routes answer with: the same reads, each
-order rendered as the API shows it; on Postgres by the database, in the same one statement;
-elsewhere by the function the composition root gives."""
+``OrderReads`` (``OrderData``) through a session of its own per read, on any database.
+``OrderViews[RenderedOrder]``, what the read routes answer with: each order rendered as the
+API shows it. On Postgres, straight on asyncpg, the statement prepared once per connection
+and the order rendered by the database in it, which skips the session, the transaction's two
+round trips, the engine's row processing and every object per order and line; elsewhere,
+the ``OrderReads`` orders rendered by the function the composition root gives."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from order_service.repositories.order_repository import (
     NEXT_PAGE,
     ONE_ORDER,
     OrderRepository,
-    orders_from_rows,
 )
 from servicekit.postgres import AsyncpgStatement, PostgresLookups
 
@@ -45,37 +44,6 @@ class SqlOrderReads:
     ) -> list[OrderData]:
         async with self._sessions() as session:
             return await OrderRepository(session).list_for_user(user_id, limit=limit, before=before)
-
-
-_ONE = AsyncpgStatement(ONE_ORDER.lateral)
-_FIRST = AsyncpgStatement(FIRST_PAGE.lateral)
-_NEXT = AsyncpgStatement(NEXT_PAGE.lateral)
-
-
-class PostgresOrderReads:
-    """On Postgres: the same statements as ``OrderRepository``'s, straight on asyncpg."""
-
-    def __init__(self, lookups: PostgresLookups) -> None:
-        self._lookups = lookups
-
-    async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> OrderData | None:
-        rows = await self._lookups.fetch(_ONE.sql, *_ONE.args(order_id=order_id, user_id=user_id))
-        orders = orders_from_rows(rows)
-        return orders[0] if orders else None
-
-    async def list_for_user(
-        self,
-        user_id: uuid.UUID,
-        *,
-        limit: int,
-        before: tuple[dt.datetime, uuid.UUID] | None = None,
-    ) -> list[OrderData]:
-        if before is None:
-            args = _FIRST.args(user_id=user_id, limit=limit)
-            return orders_from_rows(await self._lookups.fetch(_FIRST.sql, *args))
-        before_at, before_id = before
-        args = _NEXT.args(user_id=user_id, limit=limit, before_at=before_at, before_id=before_id)
-        return orders_from_rows(await self._lookups.fetch(_NEXT.sql, *args))
 
 
 class RenderedViews:
@@ -103,20 +71,16 @@ class RenderedViews:
         return RenderedOrder(order.created_at, order.id, self._render(order))
 
 
-_ONE_RENDERED = AsyncpgStatement(ONE_ORDER.rendered)
-_FIRST_RENDERED = AsyncpgStatement(FIRST_PAGE.rendered)
-_NEXT_RENDERED = AsyncpgStatement(NEXT_PAGE.rendered)
-
-
 class PostgresOrderViews:
-    """On Postgres: the reads of ``PostgresOrderReads``, each order rendered by Postgres."""
+    """On Postgres: the reads of ``OrderRepository``, straight on asyncpg, each order
+    rendered by Postgres in the same statement (``BuiltRead.rendered``)."""
 
     def __init__(self, lookups: PostgresLookups) -> None:
         self._lookups = lookups
 
     async def get_for_user(self, order_id: uuid.UUID, user_id: uuid.UUID) -> RenderedOrder | None:
-        args = _ONE_RENDERED.args(order_id=order_id, user_id=user_id)
-        row = await self._lookups.fetch_row(_ONE_RENDERED.sql, *args)
+        args = _ONE.args(order_id=order_id, user_id=user_id)
+        row = await self._lookups.fetch_row(_ONE.sql, *args)
         return None if row is None else RenderedOrder(*row)
 
     async def list_for_user(
@@ -127,12 +91,17 @@ class PostgresOrderViews:
         before: tuple[dt.datetime, uuid.UUID] | None = None,
     ) -> list[RenderedOrder]:
         if before is None:
-            args = _FIRST_RENDERED.args(user_id=user_id, limit=limit)
-            rows = await self._lookups.fetch(_FIRST_RENDERED.sql, *args)
+            args = _FIRST.args(user_id=user_id, limit=limit)
+            rows = await self._lookups.fetch(_FIRST.sql, *args)
         else:
             before_at, before_id = before
-            args = _NEXT_RENDERED.args(
+            args = _NEXT.args(
                 user_id=user_id, limit=limit, before_at=before_at, before_id=before_id
             )
-            rows = await self._lookups.fetch(_NEXT_RENDERED.sql, *args)
+            rows = await self._lookups.fetch(_NEXT.sql, *args)
         return [RenderedOrder(*row) for row in rows]
+
+
+_ONE = AsyncpgStatement(ONE_ORDER.rendered)
+_FIRST = AsyncpgStatement(FIRST_PAGE.rendered)
+_NEXT = AsyncpgStatement(NEXT_PAGE.rendered)

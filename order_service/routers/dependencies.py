@@ -11,7 +11,6 @@ from order_service.core.config import OrderSettings
 from order_service.core.metrics import OrderMetrics
 from order_service.domain import RenderedOrder
 from order_service.services.ports import (
-    OrderReads,
     OrderUnitOfWork,
     OrderViews,
     OrderWriter,
@@ -30,7 +29,6 @@ class OrderServiceState:
 
     settings: OrderSettings
     new_uow: UnitOfWorkFactory[OrderUnitOfWork]
-    reads: OrderReads
     views: OrderViews[RenderedOrder]
     users: UserVerifier
     writer: OrderWriter

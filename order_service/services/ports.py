@@ -43,7 +43,7 @@ class OrderViews(Protocol[ViewT]):
 
 
 class OrderReads(OrderViews[OrderData], Protocol):
-    """The orders as ``OrderData``."""
+    """The orders as ``OrderData``: what the single process renders with ``OrderRead``."""
 
 
 class OrderRepository(OrderReads, Protocol):

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_service.adapters.order_reads import (
-    PostgresOrderReads,
     PostgresOrderViews,
     RenderedViews,
     SqlOrderReads,
@@ -33,7 +32,7 @@ from order_service.domain import (
 from order_service.errors import OrderNotCancellable
 from order_service.schemas import OrderPage, order_json, page_json
 from order_service.services import order_service
-from order_service.services.ports import OrderReads, OrderViews
+from order_service.services.ports import OrderViews
 from servicekit.clock import utc_now
 from servicekit.database import create_engine, create_session_factory
 from servicekit.migrations import migrate
@@ -293,20 +292,6 @@ async def test_one_bad_order_does_not_fail_its_batch(
     assert sorted(o.id for o in stored) == sorted(o.id for o in [existing, *good])
 
 
-async def _reads_of(engine: AsyncEngine, stack: contextlib.AsyncExitStack) -> list[OrderReads]:
-    """Every ``OrderReads`` the engine's database has: through a session, and on Postgres
-    also straight on asyncpg."""
-    reads: list[OrderReads] = [SqlOrderReads(create_session_factory(engine, read_only=True))]
-    if engine.dialect.name == "postgresql":
-        lookups = PostgresLookups(
-            engine.url.render_as_string(hide_password=False), application_name="test"
-        )
-        await lookups.start()
-        stack.push_async_callback(lookups.close)
-        reads.append(PostgresOrderReads(lookups))
-    return reads
-
-
 async def test_reads_give_the_orders_the_transaction_gives(
     engine: AsyncEngine, new_uow: NewUow
 ) -> None:
@@ -326,18 +311,17 @@ async def test_reads_give_the_orders_the_transaction_gives(
             await uow.orders.add(order)
         await uow.commit()
     newest_first = sorted(mine, key=lambda o: (o.created_at, o.id), reverse=True)
-    async with contextlib.AsyncExitStack() as stack:
-        for reads in await _reads_of(engine, stack):
-            pages: list[list[OrderData]] = []
-            before = None
-            while page := await reads.list_for_user(user_id, limit=2, before=before):
-                pages.append(page)
-                before = (page[-1].created_at, page[-1].id)
-            assert [len(p) for p in pages] == [2, 2, 1], reads
-            assert [o for p in pages for o in p] == newest_first, reads
-            assert await reads.get_for_user(two_lines.id, user_id) == two_lines, reads
-            assert await reads.get_for_user(theirs.id, user_id) is None, reads
-            assert await reads.list_for_user(uuid.uuid4(), limit=5) == [], reads
+    reads = SqlOrderReads(create_session_factory(engine, read_only=True))
+    pages: list[list[OrderData]] = []
+    before = None
+    while page := await reads.list_for_user(user_id, limit=2, before=before):
+        pages.append(page)
+        before = (page[-1].created_at, page[-1].id)
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [o for p in pages for o in p] == newest_first
+    assert await reads.get_for_user(two_lines.id, user_id) == two_lines
+    assert await reads.get_for_user(theirs.id, user_id) is None
+    assert await reads.list_for_user(uuid.uuid4(), limit=5) == []
 
 
 async def test_rendered_views_show_each_order_as_the_api_does(
