@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, cast
 
@@ -37,12 +37,18 @@ log = logging.getLogger(__name__)
 
 def insert_from_arrays(table: Table) -> postgresql.Insert:
     """An INSERT of many rows as one statement: each column one array parameter, named as
-    the column (``AsyncpgStatement(...).args(column=[...], ...)``), the rows ``unnest``-ed
+    the column (``column_arrays``), the rows ``unnest``-ed
     from them. One round trip and one statement whatever the number of rows, where an
     executemany costs a statement's work per row."""
     arrays = [bindparam(column.name, type_=ARRAY(column.type)) for column in table.columns]
     rows: Select[Any] = select(literal_column("*")).select_from(func.unnest(*arrays).alias("batch"))
     return postgresql.insert(table).from_select([column.name for column in table.columns], rows)
+
+
+def column_arrays(table: Table, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The parameters of ``insert_from_arrays(table)`` for ``rows`` (one mapping per row, by
+    column name, as an executemany takes them)."""
+    return {column.name: [row[column.name] for row in rows] for column in table.columns}
 
 
 class AsyncpgStatement:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from order_service.domain import IdempotencyRecordData
 from order_service.models import IdempotencyRecord
-from servicekit.postgres import insert_from_arrays
+from servicekit.postgres import column_arrays, insert_from_arrays
 
 _RECORDS = cast(Table, IdempotencyRecord.__table__)
 _INSERT_RECORD = insert(_RECORDS)
@@ -48,14 +48,8 @@ CLAIM_ARRAYS = _claim(insert_from_arrays(_RECORDS))
 
 
 def record_arrays(records: Sequence[IdempotencyRecordData]) -> dict[str, list[Any]]:
-    return {
-        "user_id": [r.user_id for r in records],
-        "key": [r.key for r in records],
-        "fingerprint": [r.fingerprint for r in records],
-        "order_id": [r.order_id for r in records],
-        "created_at": [r.created_at for r in records],
-        "expires_at": [r.expires_at for r in records],
-    }
+    """The parameters of ``CLAIM_ARRAYS`` for ``records``."""
+    return column_arrays(_RECORDS, [_row(record) for record in records])
 
 
 def _row(record: IdempotencyRecordData) -> dict[str, Any]:

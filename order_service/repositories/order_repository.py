@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from order_service.domain import OrderData, OrderLineData
 from order_service.models import Order, OrderLine
-from servicekit.postgres import insert_from_arrays
+from servicekit.postgres import column_arrays, insert_from_arrays
 
 _ORDERS = cast(Table, Order.__table__)
 _LINES = cast(Table, OrderLine.__table__)
@@ -45,21 +45,7 @@ INSERT_ORDERS_WITH_LINES = insert_from_arrays(_LINES).add_cte(
 
 def order_arrays(orders: Sequence[OrderData]) -> dict[str, list[Any]]:
     """The parameters of ``INSERT_ORDERS_WITH_LINES`` for ``orders``."""
-    lines = [(order.id, line) for order in orders for line in order.lines]
-    return {
-        "id": [o.id for o in orders],
-        "user_id": [o.user_id for o in orders],
-        "status": [o.status for o in orders],
-        "currency": [o.currency for o in orders],
-        "total": [o.total for o in orders],
-        "created_at": [o.created_at for o in orders],
-        "updated_at": [o.updated_at for o in orders],
-        "order_id": [order_id for order_id, _ in lines],
-        "position": [line.position for _, line in lines],
-        "sku": [line.sku for _, line in lines],
-        "quantity": [line.quantity for _, line in lines],
-        "unit_price": [line.unit_price for _, line in lines],
-    }
+    return column_arrays(_ORDERS, _order_rows(orders)) | column_arrays(_LINES, _line_rows(orders))
 
 
 async def insert_orders(
@@ -67,35 +53,37 @@ async def insert_orders(
 ) -> None:
     """New orders and their lines as two Core INSERTs (each an executemany): the orders are
     new, so there is nothing for the ORM to track."""
-    await executor.execute(
-        _INSERT_ORDER,
-        [
-            {
-                "id": order.id,
-                "user_id": order.user_id,
-                "status": order.status,
-                "currency": order.currency,
-                "total": order.total,
-                "created_at": order.created_at,
-                "updated_at": order.updated_at,
-            }
-            for order in orders
-        ],
-    )
-    await executor.execute(
-        _INSERT_LINE,
-        [
-            {
-                "order_id": order.id,
-                "position": line.position,
-                "sku": line.sku,
-                "quantity": line.quantity,
-                "unit_price": line.unit_price,
-            }
-            for order in orders
-            for line in order.lines
-        ],
-    )
+    await executor.execute(_INSERT_ORDER, _order_rows(orders))
+    await executor.execute(_INSERT_LINE, _line_rows(orders))
+
+
+def _order_rows(orders: Sequence[OrderData]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": order.id,
+            "user_id": order.user_id,
+            "status": order.status,
+            "currency": order.currency,
+            "total": order.total,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+        }
+        for order in orders
+    ]
+
+
+def _line_rows(orders: Sequence[OrderData]) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "position": line.position,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+        }
+        for order in orders
+        for line in order.lines
+    ]
 
 
 def _with_lines(page: Subquery, *, lateral: bool) -> Select[Any]:

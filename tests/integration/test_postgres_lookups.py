@@ -53,7 +53,8 @@ async def test_a_read_that_gets_no_turn_in_time_is_a_fault_naming_the_server(
     await lookups.start()
     try:
         slow = asyncio.create_task(lookups.fetch("SELECT pg_sleep(1.5)"))
-        await asyncio.sleep(0.1)
+        while lookups.pool_figures()[0] < 1:  # until the slow read holds the one connection
+            await asyncio.sleep(0.01)
         with pytest.raises(DependencyUnavailable, match=lookups.address):
             await lookups.fetch("SELECT 1")
         await slow
