@@ -52,12 +52,10 @@ async def test_a_read_that_gets_no_turn_in_time_is_a_fault_naming_the_server(
     lookups = PostgresLookups(database_url, application_name="test", size=1, connect_timeout=0.3)
     await lookups.start()
     try:
-        slow = asyncio.create_task(lookups.fetch("SELECT pg_sleep(1.5)"))
-        while lookups.pool_figures()[0] < 1:  # until the slow read holds the one connection
-            await asyncio.sleep(0.01)
-        with pytest.raises(DependencyUnavailable, match=lookups.address):
-            await lookups.fetch("SELECT 1")
-        await slow
+        async with lookups.transaction() as holding:  # the one connection, held
+            assert await holding.fetch("SELECT 1") == [(1,)]
+            with pytest.raises(DependencyUnavailable, match=lookups.address):
+                await lookups.fetch("SELECT 1")
         # The turn the refused read waited for was given back: the next read has one.
         assert await lookups.fetch_row("SELECT 2") == (2,)
     finally:
