@@ -1,11 +1,24 @@
-"""Money arithmetic, by property: exact Decimals, never a float, formatting that round-trips."""
+"""Money arithmetic, by property: exact Decimals, never a float, formatting that round-trips,
+and orders rendered as the API shows them."""
 
+import datetime as dt
+import uuid
 from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from order_service.domain import SCALE, format_money, line_total, order_total
+from order_service.domain import (
+    CANCELLED,
+    PENDING,
+    SCALE,
+    OrderData,
+    OrderLineData,
+    format_money,
+    line_total,
+    order_total,
+)
+from order_service.schemas import order_json, order_read
 
 # What the API accepts: unit_price >= 0 with at most 12 digits, 4 of them decimals.
 prices = st.decimals(
@@ -82,3 +95,41 @@ def test_scale_is_four_places() -> None:
     assert format_money(Decimal("1.5E-3")) == "0.0015"
     assert format_money(Decimal("0.00005")) == "0.00"
     assert format_money(Decimal("7")) == "7.00"
+
+
+skus = st.text(min_size=1, max_size=64)
+times = st.datetimes(
+    min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+)
+
+
+@given(
+    st.lists(st.tuples(skus, quantities, prices), min_size=1, max_size=5),
+    times,
+    times,
+    st.sampled_from(["EUR", "JPY", "KWD"]),
+    st.sampled_from([PENDING, CANCELLED]),
+)
+def test_order_json_is_the_json_of_order_read(
+    items: list[tuple[str, int, Decimal]],
+    created_at: dt.datetime,
+    updated_at: dt.datetime,
+    currency: str,
+    status: str,
+) -> None:
+    """The orders the service answers with are rendered without a model: byte for byte what
+    ``OrderRead`` would write, for any text, amount and time (with or without a fraction)."""
+    order = OrderData(
+        id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        status=status,
+        currency=currency,
+        total=order_total((quantity, price) for _, quantity, price in items),
+        created_at=created_at,
+        updated_at=updated_at,
+        lines=tuple(
+            OrderLineData(position=n, sku=sku, quantity=quantity, unit_price=price)
+            for n, (sku, quantity, price) in enumerate(items)
+        ),
+    )
+    assert order_json(order) == order_read(order).model_dump_json()
