@@ -27,7 +27,6 @@ from servicekit.tokens import AccessClaims, TokenError, TokenVerifier
 from servicekit.tracing import ServerSpans
 
 Check = Callable[[], Awaitable[object]]
-P = TypeVar("P")
 
 # Error responses every route may give, declared once so the OpenAPI document tells the truth.
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -213,47 +212,6 @@ def _point_password_flows_at(app: FastAPI, token_url: str) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-class BearerAuth(SecurityBase, Generic[P]):
-    """The bearer token, in one dependency: the route's caller, or 401.
-
-    In the OpenAPI document it is the OAuth2 password flow that logs in at ``token_url``
-    (FastAPI reads ``model`` and ``scheme_name``); on a request it reads the one
-    ``Authorization`` header, verifies the token and returns ``principal(request, claims)``.
-    One dependency instead of a scheme, a verifier and a caller chained: each dependency
-    FastAPI solves has a cost per request (docs/benchmarks.md).
-    """
-
-    def __init__(
-        self,
-        *,
-        token_url: str,
-        verifier_of: Callable[[Request], TokenVerifier],
-        principal: Callable[[Request, AccessClaims], P],
-    ) -> None:
-        self.model = OAuth2Model(
-            flows=OAuthFlowsModel(password=OAuthFlowPassword(tokenUrl=token_url, scopes={}))
-        )
-        self.scheme_name = "OAuth2PasswordBearer"
-        self._verifier_of = verifier_of
-        self._principal = principal
-
-    async def __call__(self, request: Request) -> P:
-        given = [value for key, value in request.scope["headers"] if key == b"authorization"]
-        if len(given) > 1:
-            # Which one counts would depend on who reads them (a proxy may take the last).
-            raise InvalidToken("Send exactly one Authorization header.")
-        if not given or not given[0]:
-            raise Unauthorized()
-        scheme, _, token = given[0].decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer":
-            raise InvalidToken("The Authorization header is not a bearer token.")
-        try:
-            claims = await self._verifier_of(request).verify(token.strip())
-        except TokenError:
-            raise InvalidToken() from None
-        return self._principal(request, claims)
-
-
 class ServiceState(Protocol):
     @property
     def token_verifier(self) -> TokenVerifier: ...
@@ -272,15 +230,44 @@ class Caller(Generic[S]):
     session_epoch: int = 0
 
 
-def caller_auth(state_of: Callable[[Request], S], *, token_url: str) -> BearerAuth[Caller[S]]:
+class BearerAuth(SecurityBase, Generic[S]):
+    """The bearer token, in one dependency: the route's ``Caller``, or 401.
+
+    In the OpenAPI document it is the OAuth2 password flow that logs in at ``token_url``
+    (FastAPI reads ``model`` and ``scheme_name``); on a request it reads the one
+    ``Authorization`` header, verifies the token with the service's verifier and returns
+    the ``Caller``. One dependency instead of a scheme, a verifier and a caller chained:
+    each dependency FastAPI solves has a cost per request (docs/benchmarks.md).
+    """
+
+    def __init__(self, *, token_url: str, state_of: Callable[[Request], S]) -> None:
+        self.model = OAuth2Model(
+            flows=OAuthFlowsModel(password=OAuthFlowPassword(tokenUrl=token_url, scopes={}))
+        )
+        self.scheme_name = "OAuth2PasswordBearer"
+        self._state_of = state_of
+
+    async def __call__(self, request: Request) -> Caller[S]:
+        given = [value for key, value in request.scope["headers"] if key == b"authorization"]
+        if len(given) > 1:
+            # Which one counts would depend on who reads them (a proxy may take the last).
+            raise InvalidToken("Send exactly one Authorization header.")
+        if not given or not given[0]:
+            raise Unauthorized()
+        scheme, _, token = given[0].decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer":
+            raise InvalidToken("The Authorization header is not a bearer token.")
+        state = self._state_of(request)
+        try:
+            claims = await state.token_verifier.verify(token.strip())
+        except TokenError:
+            raise InvalidToken() from None
+        return Caller(state, user_id_of(claims), claims.session_epoch)
+
+
+def caller_auth(state_of: Callable[[Request], S], *, token_url: str) -> BearerAuth[S]:
     """The bearer dependency of a service's routes: the ``Caller`` of a valid token."""
-    return BearerAuth(
-        token_url=token_url,
-        verifier_of=lambda request: state_of(request).token_verifier,
-        principal=lambda request, claims: Caller(
-            state_of(request), user_id_of(claims), claims.session_epoch
-        ),
-    )
+    return BearerAuth(token_url=token_url, state_of=state_of)
 
 
 def user_id_of(claims: AccessClaims) -> uuid.UUID:
