@@ -32,6 +32,20 @@ def format_verification(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_compare(summary: dict[str, Any]) -> str:
+    lines = [
+        f"after / before, medians of {summary['rounds']} rounds of {summary['seconds']:.0f} s"
+        " (throughput; the server's CPU per request):"
+    ]
+    for name, row in summary.items():
+        if isinstance(row, dict):
+            lines.append(
+                f"  {name:<36} rps x{row['rps_after_over_before']:.3f}"
+                f"  CPU per request x{row['cpu_after_over_before']:.3f}"
+            )
+    return "\n".join(lines)
+
+
 def build(
     *,
     results: list[dict[str, Any]],
@@ -238,6 +252,8 @@ def markdown(data: dict[str, Any]) -> str:
             cpu = observed["median_cpu_us_per_order"][name]
             cpu_rounds = ", ".join(f"{v:.0f}" for v in observed["rounds_cpu_us"][name])
             out.append(f"| {name} | {rps:.0f} ({rounds}) | {cpu:.0f} ({cpu_rounds}) |")
+    if data.get("compare_rounds"):
+        out += ["", "```", format_compare(data["compare_rounds"]), "```"]
     if data.get("scale"):
         out += ["", "Scale:", "", "```", scale.format_summary(data["scale"]), "```"]
     out += ["", "Targets:", ""]

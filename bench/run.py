@@ -1,6 +1,8 @@
 """The benchmark run: ceiling, both deployments, verification, fairness; then the reports.
 
 ``python -m bench [--quick] [--only NAME ...] [--profile WORKLOAD] [--compare DIR] [--accept]``
+``python -m bench --compare DIR --rounds N [--only WORKLOAD ...]``: both checkouts up at once,
+loaded in turn for N rounds; each workload's after/before is the median of the rounds' ratios.
 ``python -m bench --scale [--quick] [--only WORKLOAD ...]``: the distributed workloads on empty
 databases, then on a million orders, and memory after 200,000 users (bench/scale.py).
 """
@@ -14,6 +16,7 @@ import json
 import os
 import platform
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench import report
-from bench.observability import measure_observability
+from bench.observability import TICKS_PER_S, cpu_ticks, measure_observability
 from bench.scale import measure_scale
 from bench.servers import uvicorn_server
 from bench.wrk import (
@@ -88,6 +91,7 @@ class Options:
     accept: bool
     deployments: tuple[str, ...]
     scale: bool = False
+    rounds: int = 0
 
     def wants(self, name: str) -> bool:
         return not self.only or name in self.only
@@ -122,6 +126,12 @@ def parse_options(argv: list[str]) -> Options:
         type=Path,
         help="also run the deployments from this checkout (e.g. a `git archive` of main)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="with --compare: both checkouts up at once, loaded in turn for this many rounds",
+    )
     parser.add_argument("--accept", action="store_true", help="write docs/benchmarks.md")
     parser.add_argument(
         "--scale",
@@ -129,6 +139,8 @@ def parse_options(argv: list[str]) -> Options:
         help="instead: the distributed workloads before and after a bulk load, and memory",
     )
     args = parser.parse_args(argv)
+    if args.rounds and args.compare is None:
+        parser.error("--rounds compares: it needs --compare")
     duration = args.duration or (3.0 if args.quick else 10.0)
     return Options(
         quick=args.quick,
@@ -145,6 +157,7 @@ def parse_options(argv: list[str]) -> Options:
         accept=args.accept,
         deployments=tuple(args.deployments),
         scale=args.scale,
+        rounds=args.rounds,
     )
 
 
@@ -486,6 +499,79 @@ def distributed(
         )
 
 
+def compare_in_rounds(run: Run, before: Path) -> dict[str, Any]:
+    """Both checkouts' deployments at once, each workload of each loaded in turn for
+    ``rounds`` rounds of ``duration`` seconds, the order rotating every round: a drift of the
+    machine (on a shared one, tens of percent within minutes) then falls on both alike. Each
+    round gives after/before ratios of throughput and of the server's CPU per request; the
+    figures are their medians."""
+    options = run.options
+    loads: dict[str, tuple[str, Path, int]] = {}
+    with contextlib.ExitStack() as stack:
+        for kind in options.deployments:
+            factory = single_process if kind == "single" else distributed
+            for side, code_dir in (("before", before), ("after", ROOT)):
+                deployment = stack.enter_context(factory(run, code_dir, f"{side}:{kind}"))
+                accounts = create_accounts(
+                    deployment.users_url, deployment.orders_url, options.users, 21
+                )
+                for workload in WORKLOADS:
+                    if not options.wants(workload) or workload in ("log_in",):
+                        continue
+                    on_users = workload == "read_me"
+                    label = f"{side}:{kind}.{workload}"
+                    loads[label] = (
+                        deployment.users_url if on_users else deployment.orders_url,
+                        write_requests(
+                            run.folder / f"{label}.requests", workload_requests(workload, accounts)
+                        ),
+                        deployment.user_pid if on_users else deployment.order_pid,
+                    )
+        rps: dict[str, list[float]] = {label: [] for label in loads}
+        cpu_us: dict[str, list[float]] = {label: [] for label in loads}
+        labels = list(loads)
+        for label in labels:  # warm each up
+            url, file, _ = loads[label]
+            run_wrk(wrk_command(run.wrk, url, file, connections=options.connections, duration_s=2))
+        for n in range(options.rounds):
+            for label in labels[n % len(labels) :] + labels[: n % len(labels)]:
+                url, file, pid = loads[label]
+                ticks = cpu_ticks(pid)
+                result = run_wrk(
+                    wrk_command(
+                        run.wrk,
+                        url,
+                        file,
+                        connections=options.connections,
+                        duration_s=options.duration_s,
+                    )
+                )
+                used_us = (cpu_ticks(pid) - ticks) / TICKS_PER_S * 1e6
+                rps[label].append(result.rps)
+                cpu_us[label].append(used_us / max(result.requests, 1))
+                print(f"  round {n + 1} {label:<36} {report.format_result(result)}", flush=True)
+    summary: dict[str, Any] = {"rounds": options.rounds, "seconds": options.duration_s}
+    for label in labels:
+        if not label.startswith("after:"):
+            continue
+        name = label.removeprefix("after:")
+        was = f"before:{name}"
+        summary[name] = {
+            "rps_after_over_before": round(_paired_median(rps[label], rps[was]), 3),
+            "cpu_after_over_before": round(_paired_median(cpu_us[label], cpu_us[was]), 3),
+            "rounds_rps": {"before": rps[was], "after": rps[label]},
+            "rounds_cpu_us": {
+                "before": [round(v, 1) for v in cpu_us[was]],
+                "after": [round(v, 1) for v in cpu_us[label]],
+            },
+        }
+    return summary
+
+
+def _paired_median(after: list[float], before: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(after, before, strict=True))
+
+
 def measure_ceiling(run: Run, url: str, label: str) -> WrkResult:
     result = run.load(
         label, url, [Request("GET", "/ping", {})], connections=run.options.connections
@@ -549,6 +635,10 @@ def main(argv: list[str] | None = None) -> int:
         parts = (*WORKLOADS, "verification", "fairness")
         if options.scale:
             measure_scale(run, ceiling.url)
+        if options.rounds and options.compare is not None:
+            run.extras["compare_rounds"] = compare_in_rounds(run, options.compare)
+            print(report.format_compare(run.extras["compare_rounds"]), flush=True)
+            sources = []
         for prefix, code_dir in (
             sources if any(map(options.wants, parts)) and not options.scale else ()
         ):
