@@ -224,7 +224,7 @@ def order_read(order: OrderData) -> OrderRead:
 def order_json(order: OrderData) -> str:
     """The order as JSON, as ``OrderRead`` shows it, without building one: its amounts
     formatted here, and its ids and times by pydantic's own serializer (``to_json``), as the
-    model would (tests/integration/test_order_repositories.py holds the two equal)."""
+    model would (tests/unit/test_pricing_properties.py holds the two byte-equal)."""
     return to_json(
         {
             "id": order.id,

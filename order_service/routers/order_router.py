@@ -9,13 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from order_service.routers.dependencies import Authenticated
-from order_service.schemas import (
-    OrderCreate,
-    OrderPage,
-    OrderRead,
-    order_json,
-    page_json,
-)
+from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_json, page_json
 from order_service.services import order_service
 from servicekit.errors import AppError
 from servicekit.jsonbody import ExactJsonRoute
