@@ -67,6 +67,16 @@ class AsyncpgStatement:
         return [params[n] if n in params else self._constants[n] for n in self._names]
 
 
+def _closed(connection: asyncpg.Connection) -> bool:
+    """Whether the server closed ``connection``. A pooled one the server closed may already
+    be detached from its pool (the pool lets a closed connection go), and then says nothing
+    but that."""
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
 class PostgresLookups:
     """Single-statement reads on a small asyncpg pool of their own.
 
@@ -162,8 +172,23 @@ class PostgresLookups:
         connection = await self._take()
         try:
             try:
-                async with connection.transaction():
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
                     yield PostgresTransaction(self, connection)
+                except BaseException:
+                    # On a connection the server closed there is nothing to roll back, and
+                    # asyncpg would raise that it is closed in place of what ended the block.
+                    if not _closed(connection):
+                        await transaction.rollback()
+                    raise
+                await transaction.commit()
+            except Exception as exc:
+                # Whatever asyncpg raises on a connection the server closed (that it is
+                # closed, or that its protocol was cut mid-operation) is the server's fault.
+                if _closed(connection) and not isinstance(exc, DEPENDENCY_FAULTS):
+                    raise self._unavailable(exc) from exc
+                raise
             finally:
                 await self._give_back(connection)
         except DEPENDENCY_FAULTS as exc:
