@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Any
 
@@ -218,33 +218,14 @@ class OrderPage(BaseModel):
 
 def order_read(order: OrderData) -> OrderRead:
     """The order as the model: what ``order_json`` is held to."""
-    return OrderRead.model_validate(_order_fields(order))
+    return OrderRead.model_validate(_order_fields(order, _as_is))
 
 
 def order_json(order: OrderData) -> str:
     """The order as JSON, as ``OrderRead`` shows it, without building one: its amounts
     formatted here, and its ids and times by pydantic's own serializer (``to_json``), as the
     model would (tests/unit/test_pricing_properties.py holds the two byte-equal)."""
-    return to_json(
-        {
-            "id": order.id,
-            "user_id": order.user_id,
-            "status": order.status,
-            "currency": order.currency,
-            "items": [
-                {
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unit_price": format_money(line.unit_price),
-                    "line_total": format_money(line_total(line.quantity, line.unit_price)),
-                }
-                for line in order.lines
-            ],
-            "total": format_money(order.total),
-            "created_at": order.created_at,
-            "updated_at": order.updated_at,
-        }
-    ).decode()
+    return to_json(_order_fields(order, format_money)).decode()
 
 
 def page_json(orders: Iterable[str], next_cursor: str | None) -> bytes:
@@ -254,7 +235,8 @@ def page_json(orders: Iterable[str], next_cursor: str | None) -> bytes:
     return f'{{"items":[{",".join(orders)}],"next_cursor":{cursor}}}'.encode()
 
 
-def _order_fields(order: OrderData) -> dict[str, Any]:
+def _order_fields(order: OrderData, money: Callable[[Decimal], Any]) -> dict[str, Any]:
+    """``OrderRead``'s fields of ``order``, each amount as ``money`` gives it."""
     return {
         "id": order.id,
         "user_id": order.user_id,
@@ -264,12 +246,16 @@ def _order_fields(order: OrderData) -> dict[str, Any]:
             {
                 "sku": line.sku,
                 "quantity": line.quantity,
-                "unit_price": line.unit_price,
-                "line_total": line_total(line.quantity, line.unit_price),
+                "unit_price": money(line.unit_price),
+                "line_total": money(line_total(line.quantity, line.unit_price)),
             }
             for line in order.lines
         ],
-        "total": order.total,
+        "total": money(order.total),
         "created_at": order.created_at,
         "updated_at": order.updated_at,
     }
+
+
+def _as_is(amount: Decimal) -> Decimal:
+    return amount

@@ -169,37 +169,38 @@ class PostgresLookups:
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
         """One transaction on a connection of the pool: committed when the block ends, rolled
         back when it raises. Faults as ``fetch``'s."""
+        async with self._connection() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            try:
+                yield PostgresTransaction(self, connection)
+            except BaseException:
+                # On a connection the server closed there is nothing to roll back, and asyncpg
+                # would raise that it is closed in place of what ended the block.
+                if not _closed(connection):
+                    await transaction.rollback()
+                raise
+            await transaction.commit()
+
+    async def _fetch(self, query: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
+        async with self._connection() as connection:
+            rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+            return rows
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection in turn (``_take``), given back after the block. A fault of the server
+        is the kit's ``DependencyUnavailable``, and so is whatever asyncpg raises on a
+        connection the server closed (that it is closed, or that its protocol was cut in the
+        middle of an operation)."""
         connection = await self._take()
         try:
             try:
-                transaction = connection.transaction()
-                await transaction.start()
-                try:
-                    yield PostgresTransaction(self, connection)
-                except BaseException:
-                    # On a connection the server closed there is nothing to roll back, and
-                    # asyncpg would raise that it is closed in place of what ended the block.
-                    if not _closed(connection):
-                        await transaction.rollback()
-                    raise
-                await transaction.commit()
+                yield connection
             except Exception as exc:
-                # Whatever asyncpg raises on a connection the server closed (that it is
-                # closed, or that its protocol was cut mid-operation) is the server's fault.
                 if _closed(connection) and not isinstance(exc, DEPENDENCY_FAULTS):
                     raise self._unavailable(exc) from exc
                 raise
-            finally:
-                await self._give_back(connection)
-        except DEPENDENCY_FAULTS as exc:
-            raise self._unavailable(exc) from exc
-
-    async def _fetch(self, query: str, args: tuple[Any, ...]) -> list[asyncpg.Record]:
-        connection = await self._take()
-        try:
-            try:
-                rows: list[asyncpg.Record] = await connection.fetch(query, *args)
-                return rows
             finally:
                 await self._give_back(connection)
         except DEPENDENCY_FAULTS as exc:
