@@ -8,10 +8,8 @@ user service's. Nothing connects at import.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +41,7 @@ from servicekit.cache import Cache
 from servicekit.composition import assemble_service_app
 from servicekit.database import create_service_engine, create_session_factory
 from servicekit.errors import StartRefused
+from servicekit.housekeeping import repeated
 from servicekit.jwks import JwksKeySource
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
@@ -58,7 +57,6 @@ from servicekit.tracing import instrument_engine, instrument_httpx, instrument_r
 from servicekit.web import Check
 
 VERSION = "1.0.0"
-log = logging.getLogger(__name__)
 
 
 def routers() -> list[APIRouter]:
@@ -183,11 +181,13 @@ async def build_order_service(
             else PostgresOrderWriter(engine, postgres, metrics=metrics, traced=traced)
         )
         stack.push_async_callback(writer.close)
-        housekeeping = asyncio.create_task(
-            _purge_keys_periodically(new_uow, settings.idempotency_purge_interval_seconds),
-            name="purge-keys",
+        await stack.enter_async_context(
+            repeated(
+                lambda: order_service.purge_expired_idempotency_keys(new_uow()),
+                every_seconds=settings.idempotency_purge_interval_seconds,
+                what="expired idempotency keys",
+            )
         )
-        stack.push_async_callback(_cancel, housekeeping)
         yield OrderServiceState(
             settings=settings,
             new_uow=new_uow,
@@ -206,24 +206,6 @@ async def build_order_service(
             ),
             metrics=metrics,
         )
-
-
-async def _purge_keys_periodically(
-    new_uow: Callable[[], SqlOrderUnitOfWork], interval: float
-) -> None:
-    while True:
-        try:
-            purged = await order_service.purge_expired_idempotency_keys(new_uow())
-            if purged:
-                log.info("purged %d expired idempotency keys", purged)
-        except Exception as exc:  # a database outage must not end the loop
-            log.warning("idempotency key purge failed: %r", exc)
-        await asyncio.sleep(interval)
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 def create_app(

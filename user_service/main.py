@@ -23,6 +23,7 @@ from servicekit.cache import Cache, InMemoryCache
 from servicekit.composition import assemble_service_app
 from servicekit.database import create_service_engine, create_session_factory
 from servicekit.errors import StartRefused
+from servicekit.housekeeping import repeated
 from servicekit.logs import configure_logging
 from servicekit.migrations import migrate
 from servicekit.postgres import PostgresLookups
@@ -58,6 +59,7 @@ from user_service.routers import auth_router, user_router
 from user_service.routers.dependencies import STATE_KEY, UserServiceState
 from user_service.routers.verification_consumer import verification_handler
 from user_service.services.ports import UserProfiles, UserStandings
+from user_service.services.sessions import purge_expired_refresh_tokens
 
 __all__ = ["STATE_KEY", "Adapters", "build_user_service", "create_app", "routers"]
 
@@ -202,6 +204,13 @@ async def build_user_service(
             ),
             signing_keys=ring.keys,
             metrics=UserMetrics(telemetry.metrics),
+        )
+        await stack.enter_async_context(
+            repeated(
+                lambda: purge_expired_refresh_tokens(new_uow()),
+                every_seconds=settings.refresh_token_purge_interval_seconds,
+                what="expired refresh tokens",
+            )
         )
         bus.subscribe(
             VERIFY_USER_CHANNEL,

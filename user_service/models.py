@@ -42,7 +42,7 @@ refresh_token = Table(
     Column("client_id", String(100), nullable=False),
     Column("session_epoch", Integer, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
-    Column("expires_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
     Column("spent_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
 )

@@ -41,6 +41,7 @@ from order_service.services.ports import (
     ViewT,
 )
 from servicekit.clock import utc_now
+from servicekit.housekeeping import purge_in_batches
 
 __all__ = [
     "LineInput",
@@ -183,11 +184,7 @@ async def cancel_order(
 
 async def purge_expired_idempotency_keys(uow: OrderUnitOfWork, *, batch: int = 1000) -> int:
     """Forget keys past their retention, one batch per transaction. Returns how many."""
-    purged = 0
-    while True:
-        async with uow:
-            count = await uow.idempotency.purge_expired(utc_now(), batch=batch)
-            await uow.commit()
-        purged += count
-        if count < batch:
-            return purged
+    now = utc_now()
+    return await purge_in_batches(
+        uow, lambda open_uow, size: open_uow.idempotency.purge_expired(now, batch=size), batch=batch
+    )

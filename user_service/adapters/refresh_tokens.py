@@ -78,9 +78,19 @@ class InMemoryRefreshTokenRepository:
             self._set(token_hash, dataclasses.replace(row, revoked_at=now))
         return len(live)
 
-    def _set(self, token_hash: str, row: RefreshTokenRecord) -> None:
+    async def purge_expired(self, now: dt.datetime, *, batch: int = 1000) -> int:
+        rows = self._store.rows
+        expired = [token_hash for token_hash, row in rows.items() if row.expires_at <= now]
+        for token_hash in expired[:batch]:
+            self._set(token_hash, None)
+        return len(expired[:batch])
+
+    def _set(self, token_hash: str, row: RefreshTokenRecord | None) -> None:
         before = self._store.rows.get(token_hash)
-        self._store.rows[token_hash] = row
+        if row is None:
+            self._store.rows.pop(token_hash, None)
+        else:
+            self._store.rows[token_hash] = row
 
         def undo() -> None:
             if before is None:

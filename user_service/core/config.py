@@ -39,6 +39,8 @@ class UserSettings(ServiceSettings):
     # read (the oldest goes first); each costs a few hundred bytes.
     user_standings_memory_max: int = Field(100_000, ge=1, le=10_000_000)
     refresh_token_ttl_seconds: int = Field(30 * 86_400, ge=60, le=365 * 86_400)
+    # How often each replica deletes the refresh tokens past their expiry.
+    refresh_token_purge_interval_seconds: float = Field(600.0, ge=0.1, le=86_400)
     argon2_memory_kib: int = Field(OWASP_ARGON2_MEMORY_KIB, ge=OWASP_ARGON2_MEMORY_KIB)
     argon2_time_cost: int = Field(OWASP_ARGON2_TIME_COST, ge=OWASP_ARGON2_TIME_COST)
     password_hash_concurrency: int = Field(max(1, (os.cpu_count() or 2) - 1), ge=1, le=64)

@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Delete, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from user_service.domain import RefreshTokenRecord
@@ -101,3 +101,13 @@ class RefreshTokenRepository:
             .values(revoked_at=now)
         )
         return int(cast(Any, result).rowcount or 0)
+
+    async def purge_expired(self, now: dt.datetime, *, batch: int = 1000) -> int:
+        result = await self._session.execute(delete_expired(now, batch=batch))
+        return int(cast(Any, result).rowcount or 0)
+
+
+def delete_expired(now: dt.datetime, *, batch: int) -> Delete:
+    """Up to ``batch`` tokens expired by ``now``, found by the index on ``expires_at``."""
+    expired = select(_TOKEN.c.id).where(_TOKEN.c.expires_at <= now).limit(batch)
+    return delete(_TOKEN).where(_TOKEN.c.id.in_(expired))

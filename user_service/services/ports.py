@@ -54,6 +54,11 @@ class RefreshTokens(Protocol):
 
     async def revoke_family(self, family_id: uuid.UUID, *, now: dt.datetime) -> int: ...
 
+    async def purge_expired(self, now: dt.datetime, *, batch: int = 1000) -> int:
+        """Delete up to ``batch`` tokens expired by ``now`` (spent, revoked or neither);
+        returns how many."""
+        ...
+
 
 class UserUnitOfWork(UnitOfWork, Protocol):
     @property

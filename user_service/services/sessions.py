@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from servicekit.cache import Cache
 from servicekit.clock import utc_now
+from servicekit.housekeeping import purge_in_batches
 from servicekit.ratelimit import RateLimiter
 from user_service.core.auth import PasswordHasher, TokenIssuer
 from user_service.core.emails import email_key
@@ -222,6 +223,18 @@ async def revoke(uow: UserUnitOfWork, *, token: str) -> None:
             return
         await uow.refresh_tokens.revoke_family(known.family_id, now=utc_now())
         await uow.commit()
+
+
+async def purge_expired_refresh_tokens(uow: UserUnitOfWork, *, batch: int = 1000) -> int:
+    """Forget refresh tokens past their expiry, one batch per transaction; returns how many.
+    Until then a spent token is kept, so that its reuse ends its family; after, it is refused
+    as unknown (and counts against its client address only, as any unknown token does)."""
+    now = utc_now()
+    return await purge_in_batches(
+        uow,
+        lambda open_uow, size: open_uow.refresh_tokens.purge_expired(now, batch=size),
+        batch=batch,
+    )
 
 
 async def _add_refresh_token(

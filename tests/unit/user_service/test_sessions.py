@@ -15,7 +15,7 @@ from servicekit.ratelimit import InMemoryRateLimiter
 from user_service.adapters.memory import InMemoryUserDatabase, InMemoryUserUnitOfWork
 from user_service.core.auth import TokenIssuer, load_or_create_dev_key
 from user_service.core.emails import email_key
-from user_service.domain import User
+from user_service.domain import RefreshTokenRecord, User
 from user_service.errors import InvalidGrant, TooManyLoginAttempts
 from user_service.services import sessions
 from user_service.services.login import LoginLimits
@@ -79,6 +79,18 @@ class World:
             limits=LIMITS,
             refresh_ttl=ttl,
         )
+
+    def expire(self, token: str) -> None:
+        """Every token of ``token``'s family past its expiry."""
+        family_id = self.store.rows[sessions.refresh_token_hash(token)].family_id
+        past = utc_now() - dt.timedelta(seconds=1)
+        for token_hash, row in list(self.store.rows.items()):
+            if row.family_id == family_id:
+                self.store.rows[token_hash] = dataclasses.replace(row, expires_at=past)
+
+    def family_of(self, token: str) -> list[RefreshTokenRecord]:
+        row = self.store.rows.get(sessions.refresh_token_hash(token))
+        return [] if row is None else self.store.family(row.family_id)
 
     async def failures_of(self, user: User) -> int:
         decision = await self.limiter.peek(
@@ -182,3 +194,38 @@ async def test_every_refresh_counts_against_the_address(world: World) -> None:
             await world.refresh("never-issued")
     with pytest.raises(TooManyLoginAttempts):
         await world.refresh(token)
+
+
+async def test_expired_tokens_are_purged_and_unexpired_ones_kept(world: World) -> None:
+    user = world.user()
+    ended = await world.login(user)
+    ended_next = (await world.refresh(ended)).refresh_token
+    world.expire(ended)
+    expired_at_once = await sessions.open_family(
+        world.uow(), user=user, client_id="public", refresh_ttl=dt.timedelta(seconds=-1)
+    )
+    live = await world.login(user)
+    live_next = (await world.refresh(live)).refresh_token
+    revoked = await world.login(user)
+    await sessions.revoke(world.uow(), token=revoked)
+    # Its newest token has expired, the spent one before it has not.
+    shortened = await world.login(user)
+    shortened_next = (await world.refresh(shortened, ttl=dt.timedelta(seconds=-1))).refresh_token
+
+    # A batch of one: one token per transaction, until a round finds nothing.
+    assert await sessions.purge_expired_refresh_tokens(world.uow(), batch=1) == 4
+    for token in (ended, ended_next, expired_at_once, shortened_next):
+        assert world.family_of(token) == []
+    assert [len(world.family_of(t)) for t in (live, revoked, shortened)] == [2, 1, 1]
+    assert await sessions.purge_expired_refresh_tokens(world.uow()) == 0
+
+    # Reuse of a spent token still found while it has not expired: it ends its family.
+    with pytest.raises(InvalidGrant):
+        await world.refresh(live)
+    with pytest.raises(InvalidGrant):
+        await world.refresh(live_next)
+    # A purged token is unknown now: refused, and counted against the address only.
+    before = await world.failures_of(user)
+    with pytest.raises(InvalidGrant):
+        await world.refresh(ended_next)
+    assert await world.failures_of(user) == before
