@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from servicekit.database import create_engine
 
@@ -29,14 +29,17 @@ def alembic_config(script_location: Path, version_table: str, url: str = "") -> 
     return config
 
 
+# How often a replica asks again for the migration lock another one holds.
+LOCK_RETRY_SECONDS = 0.2
+
+
 async def migrate(engine: AsyncEngine, script_location: Path, version_table: str) -> None:
     """Upgrade to head. On Postgres an advisory lock lets replicas start side by side."""
     config = alembic_config(script_location, version_table)
     async with engine.connect() as conn:
         is_pg = conn.dialect.name == "postgresql"
         if is_pg:
-            await conn.execute(text("SELECT pg_advisory_lock(hashtext(:t))"), {"t": version_table})
-            await conn.commit()
+            await _lock(conn, version_table)
         try:
             await conn.run_sync(_upgrade, config)
             await conn.commit()
@@ -82,6 +85,21 @@ def _current_heads(connection: Connection, version_table: str) -> set[str]:
     return set(context.get_current_heads())
 
 
+async def _lock(conn: AsyncConnection, version_table: str) -> None:
+    """The migration lock, asked for again and again rather than waited for: a replica
+    blocked in ``pg_advisory_lock`` would sit inside a transaction, and a migration that
+    builds an index ``CONCURRENTLY`` waits for every transaction older than the build to
+    end; the two would wait for each other until Postgres ended one as a deadlock."""
+    while True:
+        taken = await conn.scalar(
+            text("SELECT pg_try_advisory_lock(hashtext(:t))"), {"t": version_table}
+        )
+        await conn.commit()
+        if taken:
+            return
+        await asyncio.sleep(LOCK_RETRY_SECONDS)
+
+
 def _upgrade(connection: Connection, config: Config) -> None:
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
@@ -109,9 +127,12 @@ def run_env(context: Any, metadata: MetaData) -> None:
         return
 
     async def run_online() -> None:
+        # Not in a transaction of ours: Alembic opens its own, which a migration's
+        # autocommit block (CREATE INDEX CONCURRENTLY) may end.
         engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
-        async with engine.begin() as conn:
+        async with engine.connect() as conn:
             await conn.run_sync(run)
+            await conn.commit()
         await engine.dispose()
 
     asyncio.run(run_online())

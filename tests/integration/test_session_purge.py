@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from alembic import command
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.bus import InMemoryBus
 from servicekit.cache import InMemoryCache
 from servicekit.clock import utc_now
 from servicekit.database import create_engine, create_session_factory
-from servicekit.migrations import migrate
+from servicekit.migrations import alembic_config, migrate
 from servicekit.ratelimit import InMemoryRateLimiter
 from tests.support.backing import postgres_database
 from tests.support.deployments import INTERNAL_TOKEN
@@ -152,3 +154,36 @@ async def test_the_running_service_purges_expired_tokens(
         async with asyncio.timeout(PATIENCE_S):
             await sessions.until_gone(expired)
         assert await sessions.left(live) == 2
+
+
+async def test_the_upgrade_from_the_release_before_keeps_tokens_and_builds_the_index() -> None:
+    """On Postgres, where the index is built outside a transaction (``CONCURRENTLY``): the
+    tokens stay, and the index the purge relies on is there and valid (a concurrent build
+    that failed would leave it invalid)."""
+
+    def upgrade_to_the_release_before(connection: Connection) -> None:
+        config = alembic_config(MIGRATIONS, VERSION_TABLE)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+
+    async with postgres_database("sessions") as url:
+        engine = create_engine(url, application_name="test")
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(upgrade_to_the_release_before)
+                await connection.commit()
+            sessions = Sessions(engine)
+            await sessions.add_user()
+            tokens = await sessions.family(-HOUR, HOUR)
+            await migrate(engine, MIGRATIONS, VERSION_TABLE)
+            async with engine.connect() as connection:
+                valid = await connection.scalar(
+                    text(
+                        "SELECT indisvalid FROM pg_index "
+                        "WHERE indexrelid = 'ix_refresh_token_expires_at'::regclass"
+                    )
+                )
+            assert valid is True
+            assert await sessions.left(tokens) == 2
+        finally:
+            await engine.dispose()
