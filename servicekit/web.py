@@ -265,11 +265,6 @@ class BearerAuth(SecurityBase, Generic[S]):
         return Caller(state, user_id_of(claims), claims.session_epoch)
 
 
-def caller_auth(state_of: Callable[[Request], S], *, token_url: str) -> BearerAuth[S]:
-    """The bearer dependency of a service's routes: the ``Caller`` of a valid token."""
-    return BearerAuth(token_url=token_url, state_of=state_of)
-
-
 def user_id_of(claims: AccessClaims) -> uuid.UUID:
     """The token's subject as a user id; a subject that is not one is an invalid token."""
     try:

@@ -18,7 +18,7 @@ from order_service.services.ports import (
 )
 from servicekit.tokens import TokenVerifier
 from servicekit.uow import UnitOfWorkFactory
-from servicekit.web import Caller, caller_auth
+from servicekit.web import BearerAuth, Caller
 
 STATE_KEY = "order_service"
 
@@ -43,5 +43,5 @@ def state_of(request: Request) -> OrderServiceState:
 
 # The token is checked here; whether its user may still act is the service's question.
 Authenticated = Annotated[
-    Caller[OrderServiceState], Depends(caller_auth(state_of, token_url="/auth/token"))
+    Caller[OrderServiceState], Depends(BearerAuth(token_url="/auth/token", state_of=state_of))
 ]

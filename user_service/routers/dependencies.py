@@ -14,7 +14,7 @@ from servicekit.cache import Cache
 from servicekit.ratelimit import RateLimiter
 from servicekit.tokens import TokenVerifier
 from servicekit.uow import UnitOfWorkFactory
-from servicekit.web import Caller, caller_auth
+from servicekit.web import BearerAuth, Caller
 from user_service.core.auth import PasswordHasher, SigningKey, TokenIssuer
 from user_service.core.config import UserSettings
 from user_service.core.metrics import UserMetrics
@@ -54,7 +54,7 @@ State = Annotated[UserServiceState, Depends(get_state)]
 
 
 Authenticated = Annotated[
-    Caller[UserServiceState], Depends(caller_auth(state_of, token_url="/auth/token"))
+    Caller[UserServiceState], Depends(BearerAuth(token_url="/auth/token", state_of=state_of))
 ]
 
 _service_bearer = HTTPBearer(auto_error=False, scheme_name="ServiceCredential")
