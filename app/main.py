@@ -33,7 +33,7 @@ from servicekit.tags import TaggedBus, TaggedCache, Tags
 from servicekit.telemetry import Telemetry, telemetry_from_environment
 from servicekit.tokens import StaticKeySource
 from servicekit.tracing import instrument_engine
-from servicekit.web import create_base_app, health_router
+from servicekit.web import create_base_app, health_router, include_api
 from user_service.core.config import UserSettings
 from user_service.main import build_user_service
 from user_service.main import routers as user_routers
@@ -149,17 +149,14 @@ def create_app(
         cors_allow_credentials=user_settings.cors_allow_credentials,
         telemetry=telemetry,
     )
-    for router in (*user_routers(), *order_routers()):
-        app.include_router(router)
-    app.include_router(
-        health_router(
-            "app",
-            {
-                "user_database": database_check(user_engine),
-                "order_database": database_check(order_engine),
-            },
-        )
+    health = health_router(
+        "app",
+        {
+            "user_database": database_check(user_engine),
+            "order_database": database_check(order_engine),
+        },
     )
+    include_api(app, [*user_routers(), *order_routers(), health])
     return app
 
 

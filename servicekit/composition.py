@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from servicekit.bus import MessageBus
 from servicekit.database import database_check
 from servicekit.telemetry import Telemetry
-from servicekit.web import Check, create_base_app, health_router
+from servicekit.web import Check, create_base_app, health_router, include_api
 
 
 class SharedParts(Protocol):
@@ -66,7 +66,7 @@ def assemble_service_app(
             yield {state_key: state}
 
     app = create_base_app(lifespan=lifespan, telemetry=telemetry, **app_options)
-    for router in routers:
-        app.include_router(router)
-    app.include_router(health_router(name, {"database": database_check(engine), **shared.checks}))
+    include_api(
+        app, [*routers, health_router(name, {"database": database_check(engine), **shared.checks})]
+    )
     return app

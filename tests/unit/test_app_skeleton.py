@@ -1,13 +1,16 @@
-"""The app skeleton's lifespan: the collector is tuned while an app serves, restored after."""
+"""The app skeleton: its lifespan tunes the collector while an app serves and restores it
+after; the API's routes are tried before the routes the app was made with."""
 
 import contextlib
 import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+import httpx
+from fastapi import APIRouter, FastAPI
+from starlette.routing import Match
 
-from servicekit.web import COLLECTOR, CollectorTuning, create_base_app
+from servicekit.web import COLLECTOR, CollectorTuning, create_base_app, include_api
 
 TUNED = (20_000, 20, 20)
 
@@ -43,3 +46,26 @@ def test_the_collector_is_restored_when_the_last_app_stops() -> None:
         assert gc.get_freeze_count() == 0
     finally:
         gc.set_threshold(*original)
+
+
+async def test_the_api_is_tried_first_and_documented_in_the_order_given() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        yield {}
+
+    app = create_base_app(title="t", version="1", lifespan=lifespan, max_body_bytes=1024)
+    made_with = list(app.router.routes)  # the docs' routes and /metrics'
+    first, second = APIRouter(), APIRouter()
+    first.add_api_route("/zebras", lambda: {"kind": "zebra"})
+    second.add_api_route("/ants", lambda: {"kind": "ant"})
+
+    include_api(app, [first, second])
+
+    assert app.router.routes[-len(made_with) :] == made_with
+    request = {"type": "http", "method": "GET", "path": "/zebras", "root_path": ""}
+    assert app.router.routes[0].matches(request)[0] is Match.FULL
+    assert list(app.openapi()["paths"]) == ["/zebras", "/ants"]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/ants")).json() == {"kind": "ant"}
+        assert (await client.get("/docs")).status_code == 200
