@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import random
 import secrets
 import time
@@ -30,8 +29,10 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import ClauseElement
+
+from devstack.postgres import generic_plan
+from servicekit.postgres import AsyncpgStatement
 
 CHUNK = 50_000
 BENCH_HISTORY = 10
@@ -236,27 +237,11 @@ def load(
     return asyncio.run(both())
 
 
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
-
-
-async def generic_plan(
-    connection: asyncpg.Connection, query: Select[Any], params: dict[str, Any]
+async def _generic_plan(
+    connection: asyncpg.Connection, query: ClauseElement, params: dict[str, Any]
 ) -> list[str]:
-    """The plan Postgres keeps for the prepared statement (what a pooled connection runs
-    after a few executions), as its nodes: ``Index Scan on customer_order`` ..."""
-    compiled = query.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
-    values = {**compiled.params, **params}
-    await connection.execute("SET plan_cache_mode = force_generic_plan")
-    statement = await connection.prepare(f"EXPLAIN (FORMAT JSON) {compiled}")
-    raw = await statement.fetchval(*(values[name] for name in compiled.positiontup or []))
-    plan: dict[str, Any] = json.loads(raw)[0]["Plan"]
-    return [
-        node["Node Type"] + (f" on {node['Relation Name']}" if "Relation Name" in node else "")
-        for node in _nodes(plan)
-    ]
+    statement = AsyncpgStatement(query)
+    return await generic_plan(connection, statement.sql, statement.args(**params))
 
 
 def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dict[str, Any]:
@@ -278,14 +263,13 @@ def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dic
                 raise RuntimeError("the bench account has no order")
             reads = {
                 "list orders, first page": (
-                    order_repository.FIRST_PAGE,
-                    {"user_id": user_id, "limit": 21},
+                    order_repository.first_page(21),
+                    {"user_id": user_id},
                 ),
                 "list orders, next page": (
-                    order_repository.NEXT_PAGE,
+                    order_repository.next_page(21),
                     {
                         "user_id": user_id,
-                        "limit": 21,
                         "before_at": newest["created_at"],
                         "before_id": newest["id"],
                     },
@@ -296,10 +280,12 @@ def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dic
                 ),
             }
             plans = {
-                name: await generic_plan(orders, read.for_dialect("postgresql"), params)
+                name: await _generic_plan(orders, read.rendered, params)
                 for name, (read, params) in reads.items()
             }
-            plans["user standing"] = await generic_plan(users, STANDING_BY_ID, {"user_id": user_id})
+            plans["user standing"] = await _generic_plan(
+                users, STANDING_BY_ID, {"user_id": user_id}
+            )
             return plans
         finally:
             await orders.close()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import urllib.parse
 import uuid
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
@@ -103,3 +104,28 @@ class ScratchDatabases:
             yield self
         finally:
             run_blocking(self.drop())
+
+
+async def generic_plan(connection: asyncpg.Connection, sql: str, args: Sequence[Any]) -> list[str]:
+    """The plan Postgres keeps for the statement ``sql`` (``$n`` placeholders) as a prepared
+    statement once it no longer plans each execution (a plan made without the parameters'
+    values), as its nodes: ``Index Scan on customer_order`` ... ``PREPARE``, then ``EXPLAIN
+    EXECUTE`` with ``force_generic_plan``: an ``EXPLAIN`` sent with parameters is planned
+    with their values, as a custom plan."""
+    arguments = ", ".join(_literal(value) for value in args)
+    await connection.execute("DEALLOCATE ALL")
+    await connection.execute(f"PREPARE planned AS {sql}")
+    await connection.execute("SET plan_cache_mode = force_generic_plan")
+    raw = await connection.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE planned({arguments})")
+    nodes: list[str] = []
+    waiting = [json.loads(raw)[0]["Plan"]]
+    while waiting:
+        node = waiting.pop(0)
+        relation = node.get("Relation Name")
+        nodes.append(node["Node Type"] + (f" on {relation}" if relation else ""))
+        waiting.extend(node.get("Plans", []))
+    return nodes
+
+
+def _literal(value: Any) -> str:
+    return str(value) if isinstance(value, int) else "'" + str(value).replace("'", "''") + "'"
