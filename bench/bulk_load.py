@@ -31,7 +31,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.sql import ClauseElement
 
-from devstack.postgres import generic_plan
+from devstack.postgres import prepared_plan
+from servicekit.database import POSTGRES_SESSION_SETTINGS
 from servicekit.postgres import AsyncpgStatement
 
 CHUNK = 50_000
@@ -237,11 +238,11 @@ def load(
     return asyncio.run(both())
 
 
-async def _generic_plan(
+async def _prepared_plan(
     connection: asyncpg.Connection, query: ClauseElement, params: dict[str, Any]
 ) -> list[str]:
     statement = AsyncpgStatement(query)
-    return await generic_plan(connection, statement.sql, statement.args(**params))
+    return await prepared_plan(connection, statement.sql, statement.args(**params))
 
 
 def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dict[str, Any]:
@@ -251,8 +252,10 @@ def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dic
     from user_service.repositories.user_repository import STANDING_BY_ID
 
     async def explain() -> dict[str, list[str]]:
-        orders = await asyncpg.connect(orders_dsn, timeout=10)
-        users = await asyncpg.connect(users_dsn, timeout=10)
+        # Sessions as the services open them (their plans are made for each execution).
+        settings = POSTGRES_SESSION_SETTINGS
+        orders = await asyncpg.connect(orders_dsn, timeout=10, server_settings=settings)
+        users = await asyncpg.connect(users_dsn, timeout=10, server_settings=settings)
         try:
             newest = await orders.fetchrow(
                 "SELECT id, created_at FROM customer_order WHERE user_id = $1"
@@ -263,13 +266,14 @@ def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dic
                 raise RuntimeError("the bench account has no order")
             reads = {
                 "list orders, first page": (
-                    order_repository.first_page(21),
-                    {"user_id": user_id},
+                    order_repository.FIRST_PAGE,
+                    {"user_id": user_id, "limit": 21},
                 ),
                 "list orders, next page": (
-                    order_repository.next_page(21),
+                    order_repository.NEXT_PAGE,
                     {
                         "user_id": user_id,
+                        "limit": 21,
                         "before_at": newest["created_at"],
                         "before_id": newest["id"],
                     },
@@ -280,11 +284,11 @@ def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dic
                 ),
             }
             plans = {
-                name: await _generic_plan(orders, read.rendered, params)
+                name: await _prepared_plan(orders, read.rendered, params)
                 for name, (read, params) in reads.items()
             }
-            plans["user standing"] = await _generic_plan(
-                users, STANDING_BY_ID, {"user_id": user_id}
+            plans["user standing"] = await _prepared_plan(
+                users, STANDING_BY_ID, {"user_id": user_id, "limit": 21}
             )
             return plans
         finally:

@@ -106,16 +106,20 @@ class ScratchDatabases:
             run_blocking(self.drop())
 
 
-async def generic_plan(connection: asyncpg.Connection, sql: str, args: Sequence[Any]) -> list[str]:
-    """The plan Postgres keeps for the statement ``sql`` (``$n`` placeholders) as a prepared
-    statement once it no longer plans each execution (a plan made without the parameters'
-    values), as its nodes: ``Index Scan on customer_order`` ... ``PREPARE``, then ``EXPLAIN
-    EXECUTE`` with ``force_generic_plan``: an ``EXPLAIN`` sent with parameters is planned
-    with their values, as a custom plan."""
+async def prepared_plan(
+    connection: asyncpg.Connection, sql: str, args: Sequence[Any], *, executions: int = 6
+) -> list[str]:
+    """The plan Postgres runs for the statement ``sql`` (``$n`` placeholders) as a prepared
+    statement, as a pooled connection does, after ``executions`` runs with ``args``: by the
+    sixth it has chosen between planning each execution with its values and keeping one
+    generic plan. As its nodes: ``Index Scan on customer_order`` ... (An ``EXPLAIN`` sent
+    with parameters would show a plan made for their values, whatever a prepared statement
+    would keep.)"""
     arguments = ", ".join(_literal(value) for value in args)
     await connection.execute("DEALLOCATE ALL")
     await connection.execute(f"PREPARE planned AS {sql}")
-    await connection.execute("SET plan_cache_mode = force_generic_plan")
+    for _ in range(executions):
+        await connection.execute(f"EXECUTE planned({arguments})")
     raw = await connection.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE planned({arguments})")
     nodes: list[str] = []
     waiting = [json.loads(raw)[0]["Plan"]]

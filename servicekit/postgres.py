@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from servicekit.database import POSTGRES_SESSION_SETTINGS
 from servicekit.errors import DependencyUnavailable
 from servicekit.faults import DEPENDENCY_FAULTS, fault_text
 from servicekit.settings import ServiceSettings
@@ -142,7 +143,10 @@ class PostgresLookups:
             max_size=self._size,
             timeout=self.connect_timeout,
             command_timeout=self._statement_timeout,
-            server_settings={"application_name": self.application_name},
+            server_settings={
+                "application_name": self.application_name,
+                **POSTGRES_SESSION_SETTINGS,
+            },
             reset=_keep_session,
         )
 

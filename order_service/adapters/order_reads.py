@@ -10,7 +10,6 @@ the ``OrderReads`` orders rendered by the function the composition root gives.""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid
 from collections.abc import Callable
 
@@ -18,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from order_service.domain import OrderData, RenderedOrder
 from order_service.repositories.order_repository import (
+    FIRST_PAGE,
+    NEXT_PAGE,
     ONE_ORDER,
     OrderRepository,
-    first_page,
-    next_page,
 )
 from servicekit.postgres import AsyncpgStatement, PostgresLookups
 
@@ -92,25 +91,17 @@ class PostgresOrderViews:
         before: tuple[dt.datetime, uuid.UUID] | None = None,
     ) -> list[RenderedOrder]:
         if before is None:
-            first = _first_page(limit)
-            rows = await self._lookups.fetch(first.sql, *first.args(user_id=user_id))
+            args = _FIRST.args(user_id=user_id, limit=limit)
+            rows = await self._lookups.fetch(_FIRST.sql, *args)
         else:
             before_at, before_id = before
-            following = _next_page(limit)
-            args = following.args(user_id=user_id, before_at=before_at, before_id=before_id)
-            rows = await self._lookups.fetch(following.sql, *args)
+            args = _NEXT.args(
+                user_id=user_id, limit=limit, before_at=before_at, before_id=before_id
+            )
+            rows = await self._lookups.fetch(_NEXT.sql, *args)
         return [RenderedOrder(*row) for row in rows]
 
 
 _ONE = AsyncpgStatement(ONE_ORDER.rendered)
-
-
-# One statement per page size (``first_page``'s comment), compiled on first use.
-@functools.lru_cache(maxsize=128)
-def _first_page(size: int) -> AsyncpgStatement:
-    return AsyncpgStatement(first_page(size).rendered)
-
-
-@functools.lru_cache(maxsize=128)
-def _next_page(size: int) -> AsyncpgStatement:
-    return AsyncpgStatement(next_page(size).rendered)
+_FIRST = AsyncpgStatement(FIRST_PAGE.rendered)
+_NEXT = AsyncpgStatement(NEXT_PAGE.rendered)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any, cast
@@ -213,39 +212,29 @@ ONE_ORDER = BuiltRead(
     .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.user_id == bindparam("user_id"))
     .subquery("page")
 )
-_AFTER_CURSOR = or_(
-    _ORDERS.c.created_at < bindparam("before_at"),
-    and_(
-        _ORDERS.c.created_at == bindparam("before_at"),
-        _ORDERS.c.id < bindparam("before_id"),
-    ),
+FIRST_PAGE = BuiltRead(
+    select(_ORDERS)
+    .where(_ORDERS.c.user_id == bindparam("user_id"))
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+    .subquery("page")
 )
-
-
-# A page's size is written into its statement, not sent as a parameter: the plan Postgres
-# keeps for a prepared statement is made without the parameters' values, and one that did
-# not know the page was small read every order of the table and sorted them, once the table
-# was large enough to be read in parallel (docs/benchmarks.md, "A page's size in its
-# statement"). So one statement per size, built on first use: the API allows 1 to 100.
-@functools.lru_cache(maxsize=128)
-def first_page(size: int) -> BuiltRead:
-    """The newest ``size`` orders of ``user_id``."""
-    return _page(size, _ORDERS.c.user_id == bindparam("user_id"))
-
-
-@functools.lru_cache(maxsize=128)
-def next_page(size: int) -> BuiltRead:
-    """The next ``size`` orders of ``user_id`` after the cursor (``before_at``,
-    ``before_id``)."""
-    return _page(size, _ORDERS.c.user_id == bindparam("user_id"), _AFTER_CURSOR)
-
-
-def _page(size: int, *where: ColumnElement[bool]) -> BuiltRead:
-    written: ColumnElement[int] = literal_column(str(int(size)))  # an int, and only that
-    return BuiltRead(
-        select(_ORDERS).where(*where).order_by(*_NEWEST_FIRST).limit(written).subquery("page")
+NEXT_PAGE = BuiltRead(
+    select(_ORDERS)
+    .where(
+        _ORDERS.c.user_id == bindparam("user_id"),
+        or_(
+            _ORDERS.c.created_at < bindparam("before_at"),
+            and_(
+                _ORDERS.c.created_at == bindparam("before_at"),
+                _ORDERS.c.id < bindparam("before_id"),
+            ),
+        ),
     )
-
+    .order_by(*_NEWEST_FIRST)
+    .limit(bindparam("limit"))
+    .subquery("page")
+)
 
 _LOCK_ORDER = (
     select(_ORDERS.c.id)
@@ -293,11 +282,11 @@ class OrderRepository:
     ) -> list[OrderData]:
         """Newest first; ``before`` is the (created_at, id) of the last order already seen."""
         if before is None:
-            return await self._read(first_page(limit), {"user_id": user_id})
+            return await self._read(FIRST_PAGE, {"user_id": user_id, "limit": limit})
         created_at, order_id = before
         return await self._read(
-            next_page(limit),
-            {"user_id": user_id, "before_at": created_at, "before_id": order_id},
+            NEXT_PAGE,
+            {"user_id": user_id, "limit": limit, "before_at": created_at, "before_id": order_id},
         )
 
     async def _read(self, read: BuiltRead, params: dict[str, Any]) -> list[OrderData]:
