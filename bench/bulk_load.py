@@ -32,8 +32,7 @@ import asyncpg
 from sqlalchemy.sql import ClauseElement
 
 from devstack.postgres import prepared_plan
-from servicekit.database import POSTGRES_SESSION_SETTINGS
-from servicekit.postgres import AsyncpgStatement
+from servicekit.postgres import SESSION_SETTINGS, AsyncpgStatement
 
 CHUNK = 50_000
 BENCH_HISTORY = 10
@@ -252,8 +251,8 @@ def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dic
     from user_service.repositories.user_repository import STANDING_BY_ID
 
     async def explain() -> dict[str, list[str]]:
-        # Sessions as the services open them (their plans are made for each execution).
-        settings = POSTGRES_SESSION_SETTINGS
+        # Sessions as the services' asyncpg reads open them.
+        settings = SESSION_SETTINGS
         orders = await asyncpg.connect(orders_dsn, timeout=10, server_settings=settings)
         users = await asyncpg.connect(users_dsn, timeout=10, server_settings=settings)
         try:

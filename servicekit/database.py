@@ -77,21 +77,11 @@ def create_engine(
         connect_args={
             "timeout": connect_timeout,
             "command_timeout": statement_timeout,
-            "server_settings": {"application_name": application_name, **POSTGRES_SESSION_SETTINGS},
+            "server_settings": {"application_name": application_name},
         },
     )
     event.listen(engine.sync_engine.pool, "checkout", _drop_if_closed)
     return engine
-
-
-# Every statement on Postgres is planned with its values, each time, in the engine's
-# sessions and in servicekit.postgres's. asyncpg prepares every statement, and after five
-# executions Postgres may keep one plan made without the values: for a page of orders after
-# a cursor, on a table past 8 MB and not yet analysed, that plan read every order of the
-# table in parallel and sorted them (docs/benchmarks.md, "A list that fell"). How many rows
-# a user has varies by orders of magnitude, which a plan for no user in particular cannot
-# know.
-POSTGRES_SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 def _drop_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:

@@ -28,7 +28,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from servicekit.database import POSTGRES_SESSION_SETTINGS
 from servicekit.errors import DependencyUnavailable
 from servicekit.faults import DEPENDENCY_FAULTS, fault_text
 from servicekit.settings import ServiceSettings
@@ -66,6 +65,15 @@ class AsyncpgStatement:
 
     def args(self, **params: Any) -> list[Any]:
         return [params[n] if n in params else self._constants[n] for n in self._names]
+
+
+# Every statement of these reads is planned with its values, each time. asyncpg prepares
+# every statement, and after five executions Postgres may keep one plan made without the
+# values: for a page of orders after a cursor, on a table past 8 MB and not yet analysed,
+# that plan read every order of the table in parallel and sorted them (docs/benchmarks.md,
+# "A list that fell"). How many orders a user has varies by orders of magnitude, which a
+# plan for no user in particular cannot know.
+SESSION_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 def _closed(connection: asyncpg.Connection) -> bool:
@@ -145,7 +153,7 @@ class PostgresLookups:
             command_timeout=self._statement_timeout,
             server_settings={
                 "application_name": self.application_name,
-                **POSTGRES_SESSION_SETTINGS,
+                **SESSION_SETTINGS,
             },
             reset=_keep_session,
         )
