@@ -287,7 +287,7 @@ def explain_reads(*, users_dsn: str, orders_dsn: str, user_id: uuid.UUID) -> dic
                 for name, (read, params) in reads.items()
             }
             plans["user standing"] = await _prepared_plan(
-                users, STANDING_BY_ID, {"user_id": user_id, "limit": 21}
+                users, STANDING_BY_ID, {"user_id": user_id}
             )
             return plans
         finally:
