@@ -81,9 +81,10 @@ class InMemoryRefreshTokenRepository:
     async def purge_expired(self, now: dt.datetime, *, batch: int = 1000) -> int:
         rows = self._store.rows
         expired = [token_hash for token_hash, row in rows.items() if row.expires_at <= now]
-        for token_hash in expired[:batch]:
+        purged = expired[:batch]
+        for token_hash in purged:
             self._set(token_hash, None)
-        return len(expired[:batch])
+        return len(purged)
 
     def _set(self, token_hash: str, row: RefreshTokenRecord | None) -> None:
         before = self._store.rows.get(token_hash)
