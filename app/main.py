@@ -156,7 +156,9 @@ def create_app(
             "order_database": database_check(order_engine),
         },
     )
-    include_api(app, [*user_routers(), *order_routers(), health])
+    # The order routes are tried first: otherwise a request for an order tries every user
+    # route before its own (docs/benchmarks.md, "Orders tried first in one process").
+    include_api(app, [*user_routers(), *order_routers(), health], tried_first=order_routers())
     return app
 
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -428,7 +428,10 @@ def measure_fairness(run: Run, deployment: Deployment, accounts: list[Account]) 
 
 
 @contextlib.contextmanager
-def single_process(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]:
+def single_process(
+    run: Run, code_dir: Path, label: str, wrapper: Sequence[str] = ()
+) -> Iterator[Deployment]:
+    """``wrapper``: a command line that runs the server (bench/instructions.py)."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-single-") as data,
         uvicorn_server(
@@ -437,6 +440,7 @@ def single_process(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]
             code_dir=code_dir,
             env={**SERVICE_ENV, "DATA_DIR": data},
             log_dir=run.folder,
+            wrapper=wrapper,
         ) as server,
     ):
         yield Deployment(label, server.url, server.url, server.pid, server.pid)
@@ -444,9 +448,14 @@ def single_process(run: Run, code_dir: Path, label: str) -> Iterator[Deployment]
 
 @contextlib.contextmanager
 def distributed(
-    run: Run, code_dir: Path, label: str, env: Mapping[str, str] | None = None
+    run: Run,
+    code_dir: Path,
+    label: str,
+    env: Mapping[str, str] | None = None,
+    wrapper: Sequence[str] = (),
 ) -> Iterator[Deployment]:
-    """``env``: more environment for both services."""
+    """``env``: more environment for both services; ``wrapper``: a command line that runs
+    each of them (bench/instructions.py)."""
     internal = secrets.token_urlsafe(24)
     signing_key = secrets.token_urlsafe(32)
     databases = ScratchDatabases.unique(ADMIN_DSN, "bench", "users", "orders")
@@ -471,6 +480,7 @@ def distributed(
                 code_dir=code_dir,
                 env={**common, "DATABASE_URL": users_url},
                 log_dir=run.folder,
+                wrapper=wrapper,
             )
         )
         orders = stack.enter_context(
@@ -480,6 +490,7 @@ def distributed(
                 code_dir=code_dir,
                 env={**common, "DATABASE_URL": orders_url, "USER_SERVICE_URL": users.url},
                 log_dir=run.folder,
+                wrapper=wrapper,
             )
         )
         yield Deployment(

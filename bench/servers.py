@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from devstack import ServerProcess, free_port, uvicorn_process
@@ -26,8 +26,10 @@ def uvicorn_server(
     env: Mapping[str, str],
     log_dir: Path,
     ready_path: str = "/health",
+    wrapper: Sequence[str] = (),
 ) -> Iterator[ServerProcess]:
-    """``uvicorn <app>`` from ``code_dir`` with the shared settings, ready inside the block."""
+    """``uvicorn <app>`` from ``code_dir`` with the shared settings, ready inside the block;
+    run by ``wrapper`` (a command line it ends, such as valgrind's) when one is given."""
     server = uvicorn_process(
         name,
         app,
@@ -38,5 +40,6 @@ def uvicorn_server(
         options=UVICORN_SETTINGS,
         ready_path=ready_path,
     )
+    server.argv[:0] = wrapper
     with server.serving(stop_within=10.0):
         yield server

@@ -14,6 +14,7 @@ from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowPassword
 from fastapi.openapi.models import OAuthFlows as OAuthFlowsModel
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -123,16 +124,40 @@ def create_base_app(
     return app
 
 
-def include_api(app: FastAPI, routers: Iterable[APIRouter]) -> None:
+def include_api(
+    app: FastAPI, routers: Iterable[APIRouter], *, tried_first: Collection[APIRouter] = ()
+) -> None:
     """Include the API's routers ahead of the routes the app was made with (the docs' and
     ``/metrics``): a request tries the app's routes in order, and every route it tries before
     its own costs it (docs/benchmarks.md, "Routes in the order they are asked for"). None of
-    those paths overlaps an API path, and none is in the OpenAPI document, whose order of
-    paths stays that of ``routers``."""
+    those paths overlaps an API path, and none is in the OpenAPI document.
+
+    ``tried_first``, some of ``routers``, are tried before the others: the routers busiest
+    with requests, when they are not the first documented. The OpenAPI document lists its
+    paths in the order of ``routers`` all the same. Routers tried in another order must not
+    share a path: the first to match a request would answer it."""
+    documented = list(routers)
     made_with = len(app.router.routes)
-    for router in routers:
+    for router in [*tried_first, *(r for r in documented if r not in tried_first)]:
         app.include_router(router)
     app.router.routes[:] = [*app.router.routes[made_with:], *app.router.routes[:made_with]]
+    if tried_first:
+        _document_paths_in_order(app, documented)
+
+
+def _document_paths_in_order(app: FastAPI, routers: list[APIRouter]) -> None:
+    order = [
+        route.path for router in routers for route in router.routes if isinstance(route, APIRoute)
+    ]
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()
+        paths = document["paths"]
+        document["paths"] = {path: paths[path] for path in order if path in paths} | paths
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class StartRefusalMiddleware:

@@ -69,3 +69,31 @@ async def test_the_api_is_tried_first_and_documented_in_the_order_given() -> Non
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         assert (await client.get("/ants")).json() == {"kind": "ant"}
         assert (await client.get("/docs")).status_code == 200
+
+
+async def test_routers_tried_first_are_tried_first_and_documented_where_given() -> None:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        yield {}
+
+    app = create_base_app(title="t", version="1", lifespan=lifespan, max_body_bytes=1024)
+    made_with = list(app.router.routes)
+    quiet, busy, last = APIRouter(), APIRouter(), APIRouter()
+    quiet.add_api_route("/zebras", lambda: {"kind": "zebra"})
+    busy.add_api_route("/ants", lambda: {"kind": "ant"})
+    busy.add_api_route("/ants/{name}", lambda name: {"kind": name})
+    last.add_api_route("/owls", lambda: {"kind": "owl"})
+
+    include_api(app, [quiet, busy, last], tried_first=[busy])
+
+    request = {"type": "http", "method": "GET", "path": "/ants/bob", "root_path": ""}
+    assert app.router.routes[0].matches(request)[0] is Match.FULL
+    assert app.router.routes[-len(made_with) :] == made_with
+    assert list(app.openapi()["paths"]) == ["/zebras", "/ants", "/ants/{name}", "/owls"]
+    assert list(app.openapi()["paths"]) == ["/zebras", "/ants", "/ants/{name}", "/owls"]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/zebras")).json() == {"kind": "zebra"}
+        assert (await client.get("/ants/bob")).json() == {"kind": "bob"}
+        document = (await client.get("/openapi.json")).json()
+        assert list(document["paths"]) == ["/zebras", "/ants", "/ants/{name}", "/owls"]
