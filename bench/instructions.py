@@ -2,10 +2,10 @@
 
 ``python -m bench.instructions WORKLOAD... [--deployment single|distributed] [--compare DIR]
 [--requests N]``: the deployment of this checkout (and of ``DIR``, with ``--compare``) runs
-under callgrind with its counting off; one user with a page of orders is made, then for each
-workload ``N`` requests are sent one at a time after a warm-up, with counting on only in the
-server that answers the workload. It reports instructions per request, and after/before with
-``--compare``.
+under callgrind (Debian's valgrind, installed if missing) with its counting off. One user with
+a page of orders is made; then for each workload, ``N`` requests are sent one at a time after
+a warm-up, with counting on only in the server that answers them. It reports instructions per
+request, and after/before with ``--compare``.
 
 A count of instructions is not a time: it leaves out waits, cache misses and the other core.
 But it repeats to a fraction of a percent whatever else the machine runs, where throughput on
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import httpx
 
 from bench.run import RESULTS, Run, create_accounts, distributed, parse_options, single_process
 from bench.run import workload_requests as requests_of
-from bench.wrk import Request
+from bench.wrk import Request, ensure_command
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("create_order", "create_order_keyed", "list_orders", "read_order", "read_me")
@@ -111,8 +109,9 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="a checkout to count too, as before")
     parser.add_argument("--requests", type=int, default=200, help="counted per workload (200)")
     args = parser.parse_args()
-    if shutil.which("callgrind_control") is None:
-        sys.exit("bench.instructions needs valgrind: apt-get install valgrind")
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
+    ensure_command("callgrind_control", "valgrind")
     folder = RESULTS / "instructions"
     folder.mkdir(parents=True, exist_ok=True)
     run = Run(parse_options([]), wrk="", folder=folder)  # servers only: no wrk

@@ -18,19 +18,24 @@ ONCE_DONE = "BENCH_ONCE_DONE"
 
 def ensure_wrk() -> str:
     """The path of wrk, installing Debian's package first if it is missing."""
-    found = shutil.which("wrk")
+    return ensure_command("wrk", "wrk")
+
+
+def ensure_command(command: str, package: str) -> str:
+    """The path of ``command``, installing Debian's ``package`` first if it is missing."""
+    found = shutil.which(command)
     if found:
         return found
-    print("wrk is missing: installing Debian's package (apt-get install -y wrk)", flush=True)
+    print(f"{command} is missing: installing Debian's {package} (apt-get install -y)", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    install = [*prefix, "apt-get", "install", "-y", "-qq", "wrk"]
+    install = [*prefix, "apt-get", "install", "-y", "-qq", package]
     if subprocess.run(install, env=env, check=False).returncode != 0:
         subprocess.run([*prefix, "apt-get", "update", "-qq"], env=env, check=True)
         subprocess.run(install, env=env, check=True)
-    found = shutil.which("wrk")
+    found = shutil.which(command)
     if not found:
-        raise RuntimeError("wrk could not be installed")
+        raise RuntimeError(f"{command} could not be installed (Debian's {package})")
     return found
 
 
