@@ -4,56 +4,39 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, TypeAdapter, ValidationError
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from order_service.routers.dependencies import Authenticated
 from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_json, page_json
 from order_service.services import order_service
 from servicekit.errors import AppError
 from servicekit.jsonbody import ExactJsonRoute
+from servicekit.params import RequestParam
 from servicekit.web import problem_responses
 
 router = APIRouter(
     tags=["orders"], responses=problem_responses(401, 403), route_class=ExactJsonRoute
 )
 
-IDEMPOTENCY_KEY = "Idempotency-Key"
-_KEY_DESCRIPTION = "Retry-safe creation: the same key and body replay the first answer"
-_KEY = TypeAdapter(
-    Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+# Read by the routes themselves, as FastAPI would read them (servicekit.params).
+IDEMPOTENCY_KEY = RequestParam(
+    "idempotency_key",
+    Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retry-safe creation: the same key and body replay the first answer",
+        ),
+    ],
+    None,
 )
-# What FastAPI documents for an optional ``Header`` of that type.
-IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
-    "name": IDEMPOTENCY_KEY,
-    "in": "header",
-    "required": False,
-    "schema": {
-        "anyOf": [_KEY.json_schema(), {"type": "null"}],
-        "description": _KEY_DESCRIPTION,
-        "title": IDEMPOTENCY_KEY,
-    },
-    "description": _KEY_DESCRIPTION,
-}
-
-
-def idempotency_key(request: Request) -> str | None:
-    """The request's ``Idempotency-Key``, refused as FastAPI refuses a header parameter (a 422
-    with the same errors). Read by hand because FastAPI solves a declared header parameter on
-    every create, keyed or not, at a cost docs/benchmarks.md measures ("The Idempotency-Key
-    read by hand"). A second one was refused before (``duplicate_header``)."""
-    value = request.headers.get(IDEMPOTENCY_KEY)
-    if value is None:
-        return None
-    try:
-        return _KEY.validate_python(value)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        located = [{**error, "loc": ("header", IDEMPOTENCY_KEY, *error["loc"])} for error in errors]
-        raise RequestValidationError(located) from None
+LIMIT = RequestParam("limit", Annotated[int, Query(ge=1, le=100)], 20)
+CURSOR = RequestParam("cursor", Annotated[str | None, Query(min_length=1, max_length=200)], None)
 
 
 # The created (or replayed) order is rendered by ``order_json``, the JSON of ``OrderRead``
@@ -64,10 +47,10 @@ def idempotency_key(request: Request) -> str | None:
     operation_id="create_order",
     response_model=OrderRead,
     responses=problem_responses(409),
-    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY.openapi]},
 )
 async def create_order(body: OrderCreate, caller: Authenticated, request: Request) -> Response:
-    key = idempotency_key(request)
+    key = IDEMPOTENCY_KEY.read(request)  # one at most: a second is a 400 before any route
     state = caller.state
     try:
         placed = await order_service.place_order(
@@ -103,12 +86,14 @@ async def create_order(body: OrderCreate, caller: Authenticated, request: Reques
 
 # The reads answer with orders rendered already (``OrderViews[RenderedOrder]``), as they are:
 # ``response_model`` is what the document says they are (tests/contract check that it holds).
-@router.get("/orders", operation_id="list_orders", response_model=OrderPage)
-async def list_orders(
-    caller: Authenticated,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-) -> Response:
+@router.get(
+    "/orders",
+    operation_id="list_orders",
+    response_model=OrderPage,
+    openapi_extra={"parameters": [LIMIT.openapi, CURSOR.openapi]},
+)
+async def list_orders(caller: Authenticated, request: Request) -> Response:
+    limit, cursor = LIMIT.read(request), CURSOR.read(request)
     state = caller.state
     page = await order_service.list_orders(
         state.views,
