@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from order_service.routers.dependencies import Authenticated
 from order_service.schemas import OrderCreate, OrderPage, OrderRead, order_json, page_json
@@ -20,8 +20,8 @@ router = APIRouter(
     tags=["orders"], responses=problem_responses(401, 403), route_class=ExactJsonRoute
 )
 
-# Read by the routes themselves, as FastAPI would read them (servicekit.params).
-IDEMPOTENCY_KEY = RequestParam(
+# Read by the busiest routes themselves, as FastAPI would read them (servicekit.params).
+IDEMPOTENCY_KEY: RequestParam[str | None] = RequestParam(
     "idempotency_key",
     Annotated[
         str | None,
@@ -35,8 +35,11 @@ IDEMPOTENCY_KEY = RequestParam(
     ],
     None,
 )
-LIMIT = RequestParam("limit", Annotated[int, Query(ge=1, le=100)], 20)
-CURSOR = RequestParam("cursor", Annotated[str | None, Query(min_length=1, max_length=200)], None)
+LIMIT: RequestParam[int] = RequestParam("limit", Annotated[int, Query(ge=1, le=100)], 20)
+CURSOR: RequestParam[str | None] = RequestParam(
+    "cursor", Annotated[str | None, Query(min_length=1, max_length=200)], None
+)
+ORDER_ID: RequestParam[uuid.UUID] = RequestParam("order_id", Annotated[uuid.UUID, Path()])
 
 
 # The created (or replayed) order is rendered by ``order_json``, the JSON of ``OrderRead``
@@ -112,8 +115,10 @@ async def list_orders(caller: Authenticated, request: Request) -> Response:
     operation_id="read_order",
     response_model=OrderRead,
     responses=problem_responses(404),
+    openapi_extra={"parameters": [ORDER_ID.openapi]},
 )
-async def read_order(order_id: uuid.UUID, caller: Authenticated) -> Response:
+async def read_order(caller: Authenticated, request: Request) -> Response:
+    order_id = ORDER_ID.read(request)
     state = caller.state
     order = await order_service.get_order(
         state.views,

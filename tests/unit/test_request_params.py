@@ -1,6 +1,6 @@
 """Parameters read by hand (``servicekit.params``) are what FastAPI makes of the same
 declarations: the same value, the same validation errors, the same OpenAPI parameter. The
-declarations are the order routes' own."""
+declarations are the order routes' own, and one required query parameter."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Cookie, FastAPI, Request
+from fastapi import Cookie, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from order_service.routers.order_router import CURSOR, IDEMPOTENCY_KEY, LIMIT
+from order_service.routers.order_router import CURSOR, IDEMPOTENCY_KEY, LIMIT, ORDER_ID
 from servicekit.params import RequestParam
 
 
 def _apps(param: RequestParam[Any], name: str, declared: Any) -> tuple[FastAPI, FastAPI]:
     """One app that declares the parameter to FastAPI, one that reads it by hand."""
     by_fastapi, by_hand = FastAPI(), FastAPI()
+    path = f"/p/{{{name}}}" if param.location == "path" else "/p"
 
     async def with_declared(**values: Any) -> dict[str, Any]:
         return {"value": values[name]}
@@ -31,9 +32,9 @@ def _apps(param: RequestParam[Any], name: str, declared: Any) -> tuple[FastAPI, 
             )
         ]
     )
-    by_fastapi.get("/p")(with_declared)
+    by_fastapi.get(path)(with_declared)
 
-    @by_hand.get("/p", openapi_extra={"parameters": [param.openapi]})
+    @by_hand.get(path, openapi_extra={"parameters": [param.openapi]})
     async def with_request(request: Request) -> dict[str, Any]:
         return {"value": param.read(request)}
 
@@ -51,6 +52,9 @@ PARAMS: dict[str, RequestParam[Any]] = {
     "idempotency_key": IDEMPOTENCY_KEY,
     "limit": LIMIT,
     "cursor": CURSOR,
+    "order_id": ORDER_ID,
+    # No route has a required query parameter: one for FastAPI's "missing".
+    "page": RequestParam[int]("page", Annotated[int, Query(ge=1)]),
 }
 CASES = [
     # (parameter, what the request carries, expected status)
@@ -79,24 +83,33 @@ CASES = [
     ("cursor", "cursor=" + "c" * 200, 200),
     ("cursor", "cursor=" + "c" * 201, 422),
     ("cursor", "cursor=", 422),
+    ("order_id", "/3f2504e0-4f89-11d3-9a0c-0305e82c3301", 200),
+    ("order_id", "/3F2504E04F8911D39A0C0305E82C3301", 200),
+    ("order_id", "/3f2504e0-4f89-11d3-9a0c", 422),
+    ("order_id", "/not-an-id", 422),
+    ("page", "page=2", 200),
+    ("page", "", 422),
+    ("page", "page=0", 422),
 ]
 
 
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_the_documented_parameter_is_the_one_fastapi_documents(name: str) -> None:
     by_fastapi, by_hand = _apps(PARAMS[name], name, PARAMS[name].declared)
-    [expected] = by_fastapi.openapi()["paths"]["/p"]["get"]["parameters"]
-    assert by_hand.openapi()["paths"]["/p"]["get"]["parameters"] == [expected]
+    [(path, operations)] = by_fastapi.openapi()["paths"].items()
+    [expected] = operations["get"]["parameters"]
+    assert by_hand.openapi()["paths"][path]["get"]["parameters"] == [expected]
 
 
 @pytest.mark.parametrize(("name", "sent", "status"), CASES)
 async def test_values_and_errors_are_those_of_fastapi(name: str, sent: Any, status: int) -> None:
     headers, query = (sent, "") if isinstance(sent, list) else ([], sent)
+    url = f"/p{query}" if PARAMS[name].location == "path" else f"/p?{query}"
     answers = []
     for app in _apps(PARAMS[name], name, PARAMS[name].declared):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            response = await client.get(f"/p?{query}", headers=headers)
+            response = await client.get(url, headers=headers)
         answers.append((response.status_code, response.json()))
     by_fastapi, by_hand = answers
     assert by_hand == by_fastapi
@@ -104,5 +117,5 @@ async def test_values_and_errors_are_those_of_fastapi(name: str, sent: Any, stat
 
 
 def test_only_query_and_header_parameters_are_read_by_hand() -> None:
-    with pytest.raises(TypeError, match="only query and header"):
+    with pytest.raises(TypeError, match="only path, query and header"):
         RequestParam("session", Annotated[str | None, Cookie()], None)
