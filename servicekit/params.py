@@ -32,7 +32,7 @@ class RequestParam(Generic[T]):
     def __init__(self, name: str, declared: Any, default: Any = REQUIRED) -> None:
         """``declared``: ``Annotated[type, Path()]``, ``Annotated[type, Query(...)]`` or
         ``Annotated[type, Header(...)]``; ``name`` and ``default`` as in a signature."""
-        info = next(arg for arg in get_args(declared)[1:] if isinstance(arg, params.Param))
+        info = next((arg for arg in get_args(declared)[1:] if isinstance(arg, params.Param)), None)
         if not isinstance(info, (params.Path, params.Query, params.Header)):
             raise TypeError(f"{name}: only path, query and header parameters are read by hand")
         self.location = info.in_.value

@@ -119,3 +119,5 @@ async def test_values_and_errors_are_those_of_fastapi(name: str, sent: Any, stat
 def test_only_query_and_header_parameters_are_read_by_hand() -> None:
     with pytest.raises(TypeError, match="only path, query and header"):
         RequestParam("session", Annotated[str | None, Cookie()], None)
+    with pytest.raises(TypeError, match="only path, query and header"):
+        RequestParam("limit", int, 20)
