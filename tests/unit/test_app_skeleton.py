@@ -15,12 +15,17 @@ from servicekit.web import COLLECTOR, CollectorTuning, create_base_app, include_
 TUNED = (20_000, 20, 20)
 
 
-async def test_a_serving_app_has_its_startup_heap_frozen_and_the_collector_tuned() -> None:
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        yield {}
+@contextlib.asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    yield {}
 
-    app = create_base_app(title="t", version="1", lifespan=lifespan, max_body_bytes=1024)
+
+def _app() -> FastAPI:
+    return create_base_app(title="t", version="1", lifespan=_lifespan, max_body_bytes=1024)
+
+
+async def test_a_serving_app_has_its_startup_heap_frozen_and_the_collector_tuned() -> None:
+    app = _app()
     before = COLLECTOR.serving  # other tests' apps may be serving too
     async with app.router.lifespan_context(app):
         assert COLLECTOR.serving == before + 1
@@ -49,11 +54,7 @@ def test_the_collector_is_restored_when_the_last_app_stops() -> None:
 
 
 async def test_the_api_is_tried_first_and_documented_in_the_order_given() -> None:
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        yield {}
-
-    app = create_base_app(title="t", version="1", lifespan=lifespan, max_body_bytes=1024)
+    app = _app()
     made_with = list(app.router.routes)  # the docs' routes and /metrics'
     first, second = APIRouter(), APIRouter()
     first.add_api_route("/zebras", lambda: {"kind": "zebra"})
@@ -72,11 +73,7 @@ async def test_the_api_is_tried_first_and_documented_in_the_order_given() -> Non
 
 
 async def test_routers_tried_first_are_tried_first_and_documented_where_given() -> None:
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        yield {}
-
-    app = create_base_app(title="t", version="1", lifespan=lifespan, max_body_bytes=1024)
+    app = _app()
     made_with = list(app.router.routes)
     quiet, busy, last = APIRouter(), APIRouter(), APIRouter()
     quiet.add_api_route("/zebras", lambda: {"kind": "zebra"})
@@ -90,6 +87,7 @@ async def test_routers_tried_first_are_tried_first_and_documented_where_given() 
     assert app.router.routes[0].matches(request)[0] is Match.FULL
     assert app.router.routes[-len(made_with) :] == made_with
     assert list(app.openapi()["paths"]) == ["/zebras", "/ants", "/ants/{name}", "/owls"]
+    # Again: the second time FastAPI answers from its cached document.
     assert list(app.openapi()["paths"]) == ["/zebras", "/ants", "/ants/{name}", "/owls"]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
